@@ -67,6 +67,7 @@ typedef enum DfuPhase {
 } DfuPhase;
 
 const char *dfu_phase_to_string(DfuPhase p); /* "entering", "erasing", ... */
+DfuPhase dfu_phase_from_string(const char *s);
 
 typedef enum DfuStepKind {
         DFU_STEP_CONTROL,
@@ -128,6 +129,8 @@ typedef struct DfuEvent {
         const char *message;
 } DfuEvent;
 
+/* Called synchronously from the engine's functions; it may call the getters but must not start,
+ * step or free the engine. Pointers in the event are valid during the call only. */
 typedef void (*DfuEventFunc)(DfuEngine *e, const DfuEvent *ev, void *userdata);
 
 typedef struct DfuUpdateOptions {
@@ -138,6 +141,8 @@ typedef struct DfuUpdateOptions {
         bool incremental;          /* read back first, skip sectors that are already identical */
         bool leave;                /* finish with the DfuSe leave / DFU manifestation */
         bool mass_erase;           /* explicit request only */
+        bool resume;               /* continue an interrupted update: read back and compare every
+                                    * untrusted sector before erasing it (implied by n_verified > 0) */
         bool has_leave_address;
         uint32_t leave_address;    /* default: start of the image's first segment */
         /* Resume: sectors already verified by an earlier, interrupted run (alt, address). They are
@@ -163,9 +168,14 @@ typedef struct DfuEngineError {
         char message[256];
 } DfuEngineError;
 
+/* info is copied; the layouts it points to must outlive the engine. */
 int dfu_engine_new(const DfuDeviceInfo *info, DfuEngine **ret);
 DfuEngine *dfu_engine_free(DfuEngine *e);
 void dfu_engine_set_event_func(DfuEngine *e, DfuEventFunc f, void *userdata);
+/* The engine reads a clock only to put durations into its LOG lines (it never waits on it).
+ * Default CLOCK_MONOTONIC; tests pass their virtual clock. Microseconds. */
+typedef uint64_t (*DfuClockFunc)(void *userdata);
+void dfu_engine_set_clock(DfuEngine *e, DfuClockFunc f, void *userdata);
 
 /* Operations; one at a time. -EBUSY if one is running, -EINVAL for a bad argument.
  * update: enter, [incremental/resume read-back], erase exactly the sectors the image touches (the
@@ -176,14 +186,18 @@ void dfu_engine_set_event_func(DfuEngine *e, DfuEventFunc f, void *userdata);
  * upload: read `size` bytes from alt/address into buf (kept by the caller until done).
  * detach: DFU_DETACH on a runtime interface (plus nothing else: the caller resets if needed).
  * leave: the DfuSe leave alone (SET_ADDRESS, zero-length DNLOAD, GETSTATUS through dfuMANIFEST until
- *   the device drops off the bus). */
+ *   the device drops off the bus).
+ * The image (and upload buffer) must stay valid until the operation has finished. start_update
+ * returns -EINVAL for a runtime interface or an image that was not placed on this device's layouts,
+ * -ERANGE if a segment lies outside them; start_leave returns -EOPNOTSUPP on a non-DfuSe device. */
 int dfu_engine_start_update(DfuEngine *e, const DfuImage *image, const DfuUpdateOptions *opts);
 int dfu_engine_start_upload(DfuEngine *e, uint8_t alt, uint32_t address, uint8_t *buf, size_t size,
                             const DfuUpdateOptions *opts);
 int dfu_engine_start_detach(DfuEngine *e, uint16_t timeout_ms);
 int dfu_engine_start_leave(DfuEngine *e, uint32_t address, const DfuUpdateOptions *opts);
 
-/* The next thing to do. Calling it again before the matching *_done() returns the same step. */
+/* The next thing to do. Calling it again before the matching *_done() returns the same step.
+ * -ENOENT before any operation was started. */
 int dfu_engine_next(DfuEngine *e, DfuStep *ret);
 
 /* r: 0 success, -EPIPE stall, -ETIMEDOUT, -ENODEV device gone, other negative errno. */
@@ -212,5 +226,7 @@ typedef struct DfuEngineStats {
         uint64_t sectors_erased;
         uint64_t sectors_skipped;
         uint64_t waited_usec; /* total asked via DFU_STEP_WAIT */
+        uint64_t poll_fallbacks; /* EARLY fell back to HONOUR after a stalled early poll */
+        uint64_t stalled_polls;  /* GETSTATUS stalled while the device was busy */
 } DfuEngineStats;
 void dfu_engine_get_stats(const DfuEngine *e, DfuEngineStats *ret);

@@ -57,6 +57,13 @@ typedef enum DfuImageError {
 } DfuImageError;
 
 const char *dfu_image_error_to_string(DfuImageError e); /* stable names: "truncated", "bad-crc", ... */
+DfuImageError dfu_image_error_from_string(const char *s);
+/* The negative errno every function here returns alongside a DfuImageError, so callers may switch on
+ * either: EMPTY -ENODATA, TOO_LARGE -EFBIG, UNKNOWN_FORMAT -EMEDIUMTYPE, NO_ADDRESS -EDESTADDRREQ,
+ * ID_MISMATCH -ENODEV, OUTSIDE_MEMORY -ERANGE, NOT_WRITABLE -EROFS, PROTECTED_REGION -EPERM,
+ * NO_SUCH_ALT -ENXIO, OVERLAP and ADDRESS_OVERFLOW -EINVAL, every other file defect -EBADMSG.
+ * Out of memory is -ENOMEM with code NONE. */
+int dfu_image_error_to_errno(DfuImageError e);
 
 typedef struct DfuError {
         DfuImageError code;
@@ -66,8 +73,8 @@ typedef struct DfuError {
 
 typedef struct DfuSegment {
         uint32_t address;
-        uint32_t size;
-        uint8_t alt; /* DfuSe alt setting; DFU_ALT_ANY when the format does not say */
+        uint32_t size; /* never 0; address + size never wraps past 4 GiB */
+        uint8_t alt;   /* DfuSe alt setting; DFU_ALT_ANY when the format does not say */
         uint8_t *data;
 } DfuSegment;
 
@@ -88,28 +95,38 @@ typedef struct DfuImageLoadOptions {
         uint16_t product_id;
 } DfuImageLoadOptions;
 
+/* Loads any supported file; opts may be NULL (auto, no address, no id check). A DFU suffix is optional
+ * except for DfuSe files; when present its CRC must match and, if opts give ids, its VID/PID (0xFFFF =
+ * any) must match them. A plain DFU payload goes to opts->address, or 0 when none is given (plain DFU
+ * 1.1 devices write from offset 0). Returns 0, or a negative errno (see dfu_image_error_to_errno)
+ * with `err` (may be NULL) filled in; *ret is untouched on error. */
 int dfu_image_load(const uint8_t *data, size_t size, const DfuImageLoadOptions *opts, DfuImage **ret,
                    DfuError *err);
 DfuImage *dfu_image_free(DfuImage *img);
 
-/* Builder used by loaders and tests: adds a segment (copied), rejecting overlaps and empties. */
+/* Builder used by loaders and tests: adds a segment (copied), rejecting empties, wrap-around and
+ * overlaps with segments of the same alt. A segment that directly continues (or precedes) one of the
+ * same alt is merged with it, so the image stays a list of maximal contiguous runs. */
 int dfu_image_new(DfuImage **ret);
 int dfu_image_add_segment(DfuImage *img, uint8_t alt, uint32_t address, const uint8_t *data, size_t size,
                           DfuError *err);
 
 /* Copies the bytes of [address, address+size) of `alt` into buf; bytes the image does not cover are
- * set to `fill` (0xFF for erased flash). Returns the number of bytes that were covered. */
+ * set to `fill` (0xFF for erased flash). Returns the number of bytes that were covered. alt
+ * DFU_ALT_ANY reads segments of every alt. */
 size_t dfu_image_read(const DfuImage *img, uint8_t alt, uint32_t address, uint8_t *buf, size_t size,
                       uint8_t fill);
 
 /* Placement: assign each segment to the alt setting whose layout covers it and check it may be
  * written. `layouts[i]` is alt i (NULL if the alt has no layout). Protected regions (option bytes,
- * OTP, system memory, anything whose name is not flash-like) need allow_protected. On error nothing
- * is changed. */
+ * OTP, system memory, anything whose name is not flash-like) need allow_protected. A segment that
+ * crosses from one "/0xADDR/" block (or alt) into an adjacent one is split there. Afterwards every
+ * segment has a real alt and lies inside one writable block. On error nothing is changed. */
 int dfu_image_place(DfuImage *img, const DfuseLayout *const *layouts, size_t n_layouts, bool allow_protected,
                     DfuError *err);
 
 /* CRC-32 (poly 0xEDB88320). dfu_crc32() is zlib-compatible (init and final xor 0xFFFFFFFF);
- * the DFU suffix stores dfu_crc32_raw(), the same without the final xor. */
+ * the DFU suffix stores the same without the final xor, i.e. dfu_crc32_update(0xFFFFFFFF, ...).
+ * dfu_crc32_update() carries the raw register: crc32(a+b) = update(update(~0, a), b) ^ ~0. */
 uint32_t dfu_crc32_update(uint32_t crc, const uint8_t *data, size_t size);
 uint32_t dfu_crc32(const uint8_t *data, size_t size);

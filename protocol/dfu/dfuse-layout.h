@@ -24,6 +24,7 @@ typedef struct DfuseSectorGroup {
         uint32_t count;
         uint32_t size;    /* bytes per sector (the erase unit) */
         uint8_t attributes;
+        uint8_t block;    /* index of the "/0xADDR/" block it came from: blocks are separate regions */
 } DfuseSectorGroup;
 
 typedef struct DfuseLayout {
@@ -40,17 +41,22 @@ typedef struct DfuseSector {
 } DfuseSector;
 
 /* 0 on success; -EINVAL for a malformed string (no '@', bad number, unknown multiplier or type,
- * zero count/size, address overflow), -E2BIG for too many groups. *ret is untouched on error. */
+ * zero count/size, address overflow, overlapping groups), -E2BIG for too many groups or a string
+ * longer than DFUSE_LAYOUT_MAX_STRING. Groups are kept in string order. "Device Feature" is forced to
+ * 'e' (readable + writable) like dfu-util does. *ret is untouched on error. */
 int dfuse_layout_parse(const char *s, DfuseLayout *ret);
 
 /* The sector containing address: 0, or -ENOENT. */
 int dfuse_layout_find_sector(const DfuseLayout *l, uint32_t address, DfuseSector *ret);
 
-/* True if [address, address+size) lies entirely in sectors having all bits of `attributes`. */
+/* True if [address, address+size) lies entirely in sectors having all bits of `attributes`
+ * (false for size 0). */
 bool dfuse_layout_covers(const DfuseLayout *l, uint32_t address, uint32_t size, uint8_t attributes);
 
 /* Total bytes described by the layout. */
 uint64_t dfuse_layout_size(const DfuseLayout *l);
 
-/* Formats the layout back into the DfuSe string form (for D-Bus Memory and logs). */
+/* Formats the layout back into the DfuSe string form (for D-Bus Memory and logs), e.g.
+ * "@Internal Flash/0x08000000/04*016Kg,01*064Kg,07*128Kg". 0, or -ENOBUFS if buf is too small
+ * (buf then holds a truncated, NUL-terminated string), -EINVAL for a group without attributes. */
 int dfuse_layout_format(const DfuseLayout *l, char *buf, size_t size);

@@ -30,6 +30,15 @@ typedef struct Stm32SectorGroup {
         uint64_t erase_us; /* datasheet erase time for one sector of this group */
 } Stm32SectorGroup;
 
+/* What a region is made of decides how it erases and programs. */
+typedef enum Stm32MemoryKind {
+        STM32_MEMORY_FLASH,          /* erase to 0xFF per sector, program ANDs bits (needs erased flash) */
+        STM32_MEMORY_OPTION_BYTES,   /* not erasable; a write replaces the block and resets the MCU */
+        STM32_MEMORY_OTP,            /* not erasable; program ANDs bits, once */
+        STM32_MEMORY_FEATURE,        /* "Device Feature": not erasable, a write replaces */
+} Stm32MemoryKind;
+
+/* Sector groups follow each other without gaps from `address`. */
 typedef struct Stm32Region {
         const char *alt_string;      /* the exact DfuSe alt string, "@Internal Flash  /0x08000000/..." */
         uint32_t address;
@@ -37,6 +46,8 @@ typedef struct Stm32Region {
         Stm32SectorGroup groups[STM32_MAX_SECTOR_GROUPS];
         bool writable;
         bool boot;                   /* the region the application boots from */
+        Stm32MemoryKind kind;
+        uint64_t program_us_per_kib; /* 0: the profile's timing (an external NOR differs) */
 } Stm32Region;
 
 typedef struct Stm32Timing {
@@ -46,10 +57,13 @@ typedef struct Stm32Timing {
         uint32_t erase_poll_ms;      /* bwPollTimeout reported for an erase */
         uint32_t set_address_poll_ms;
         uint64_t set_address_us;     /* real busy time of SET_ADDRESS */
+        uint32_t manifest_poll_ms;   /* bwPollTimeout in the dfuMANIFEST reply */
+        uint64_t manifest_us;        /* plain DFU: manifestation time; DfuSe: leave-to-disconnect delay */
 } Stm32Timing;
 
 typedef struct Stm32Profile {
-        const char *name;            /* "f4-rom", "f072-rom", "l4-rom", "h7-rom", "qspi-loader", "app" */
+        const char *name;            /* "f4-rom", "f072-rom", "l4-rom", "h7-rom", "qspi-loader", "dfu11"
+                                      * (plain DFU 1.1, no DfuSe), "app" (runtime, no regions) */
         uint16_t vendor_id, product_id, bcd_device;
         const char *manufacturer, *product;
         uint8_t dfu_attributes;
@@ -66,10 +80,16 @@ typedef struct Stm32Profile {
 
 const Stm32Profile *stm32_profile_find(const char *name);
 const Stm32Profile *const *stm32_profiles(size_t *ret_n);
-/* Bytes of the memory file: all regions, back to back in alt order. */
+/* Bytes of the memory file: all regions, back to back in alt order. The "app" profile shares its
+ * bootloader's memory file (it has no regions of its own), so these resolve p->bootloader. */
 size_t stm32_profile_memory_size(const Stm32Profile *p);
 /* Offset of (alt, address) in the memory file, or -ERANGE. */
 int64_t stm32_profile_memory_offset(const Stm32Profile *p, uint8_t alt, uint32_t address, uint32_t size);
+/* Fills a fresh memory file with the erased/factory content (0xFF; F4 option bytes at their
+ * defaults: RDP level 0, no write protection). */
+void stm32_profile_memory_init(const Stm32Profile *p, uint8_t *memory);
+/* Total size of one region (alt). */
+uint32_t stm32_region_size(const Stm32Region *r);
 
 typedef struct Stm32Model Stm32Model;
 
@@ -106,8 +126,29 @@ int stm32_model_add_fault(Stm32Model *m, const char *spec);
  * setup->length bytes: OUT data on entry, IN data on return (*actual). */
 Stm32Result stm32_model_control(Stm32Model *m, uint64_t now_us, const Stm32Setup *setup, uint8_t *data,
                                 size_t *actual, uint64_t *reply_at_us);
-/* SET_INTERFACE: 0 or -EINVAL for an alt that does not exist. */
+/* SET_INTERFACE: 0 or -EINVAL for an alt that does not exist, -ENODEV after a disconnect. */
 int stm32_model_set_alt(Stm32Model *m, uint8_t alt);
+
+/* The device drops off the bus by itself (after leave, DETACH with bitWillDetach, option-byte
+ * write, read unprotect): true and *ret_at_us once that is decided. Requests arriving at or after
+ * that time get STM32_DISCONNECT; vstm32 should detach the port at that time even if the host sends
+ * nothing more. */
+bool stm32_model_disconnect_pending(const Stm32Model *m, uint64_t *ret_at_us);
+bool stm32_model_disconnected(const Stm32Model *m);
+
+/* Flash operations as they happen, for tests (write order) and vstm32's log. */
+typedef enum Stm32TraceKind {
+        STM32_TRACE_ERASE,       /* one sector */
+        STM32_TRACE_MASS_ERASE,
+        STM32_TRACE_WRITE,
+        STM32_TRACE_READ,
+        STM32_TRACE_SET_ADDRESS,
+        STM32_TRACE_LEAVE,       /* address = jump target */
+        STM32_TRACE_RESET,       /* option-byte write, read unprotect */
+} Stm32TraceKind;
+typedef void (*Stm32TraceFunc)(void *userdata, Stm32TraceKind kind, uint8_t alt, uint32_t address,
+                               uint32_t size);
+void stm32_model_set_trace(Stm32Model *m, Stm32TraceFunc f, void *userdata);
 
 /* After a DISCONNECT: what the device boots into. Returns the profile to re-enumerate as (the
  * bootloader itself, or the profile's application when the boot region holds a valid image) and
@@ -123,6 +164,10 @@ typedef struct Stm32Stats {
         uint64_t bytes_read;
         uint64_t sectors_erased;
         uint64_t early_poll_stalls;
+        uint64_t set_address_commands;
+        uint64_t erase_commands;
+        uint64_t getstatus_requests;
+        uint64_t held_us;        /* how long replies were held because the device was busy */
 } Stm32Stats;
 void stm32_model_get_stats(const Stm32Model *m, Stm32Stats *ret);
 /* Current DFU state byte (dfu.h DfuState), for tests. */
