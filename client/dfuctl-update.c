@@ -484,7 +484,8 @@ int verb_update(sd_bus *bus, const Args *args) {
                 .args = args,
                 .device = args->argv[0],
                 .exit_code = DFUCTL_EXIT_FAILURE,
-                .tty = isatty(STDOUT_FILENO),
+                /* TERM=dumb: a serial console or log that cannot redraw a line */
+                .tty = isatty(STDOUT_FILENO) && !streq_ptr(getenv("TERM"), "dumb"),
                 .rate = -1,
                 .started_usec = now_usec(),
         };

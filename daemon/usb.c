@@ -13,6 +13,12 @@ typedef struct UsbXfer UsbXfer;
 
 struct UsbContext {
         libusb_context *ctx;
+        /* libusb calls completion callbacks with its open_devs_lock held (linux_usbfs
+         * op_handle_events), where libusb_close() or libusb_wrap_sys_device() would deadlock. So the
+         * callback only queues the transfer here, and dispatch runs our callbacks afterwards. */
+        bool dispatching;
+        UsbXfer *completed, *completed_tail;
+        UsbDevice *graveyard;   /* closed while dispatching, released after */
         pthread_mutex_t lock;   /* guards `finished`, written by reset threads */
         UsbXfer *finished;      /* resets completed by their thread, reported from dispatch */
 };
@@ -25,6 +31,7 @@ struct UsbDevice {
         uint32_t claimed;       /* bit mask of claimed interfaces (< 32) */
         UsbXfer *pending;       /* in flight (transfers and resets) */
         uint16_t langid;        /* first language of the string descriptors, 0 = not read yet */
+        UsbDevice *next_dead;
 };
 
 struct UsbXfer {
@@ -37,6 +44,10 @@ struct UsbXfer {
         uint8_t *in_buf;        /* where IN data goes */
         uint16_t length;
         int reset_result;
+        bool completing;        /* finished: not to be cancelled, waiting for (or in) its callback */
+        int result;
+        size_t actual;
+        UsbXfer *next_done;     /* in the context's completed list */
         UsbXfer *next;          /* in the device's pending list */
         UsbXfer *next_finished; /* in the context's finished list (resets) */
 };
@@ -175,6 +186,8 @@ uint64_t usb_context_get_timeout(UsbContext *c) {
 }
 
 static void device_maybe_free(UsbDevice *d);
+static void device_really_free(UsbDevice *d);
+static void deliver(UsbXfer *x);
 
 static void xfer_unlink(UsbXfer *x) {
         UsbDevice *d = x->device;
@@ -196,9 +209,24 @@ int usb_context_dispatch(UsbContext *c) {
         UsbXfer *done;
         int r;
 
+        c->dispatching = true;
         r = libusb_handle_events_timeout_completed(c->ctx, &tv, NULL);
+        c->dispatching = false;
         if (r < 0 && r != LIBUSB_ERROR_INTERRUPTED && r != LIBUSB_ERROR_TIMEOUT)
                 log_debug("libusb_handle_events failed: %s", libusb_error_name(r));
+        /* our callbacks, in completion order, outside libusb's locks */
+        while (c->completed) {
+                UsbXfer *x = c->completed;
+                c->completed = x->next_done;
+                if (!c->completed)
+                        c->completed_tail = NULL;
+                deliver(x);
+        }
+        while (c->graveyard) {
+                UsbDevice *d = c->graveyard;
+                c->graveyard = d->next_dead;
+                device_really_free(d);
+        }
 
         pthread_mutex_lock(&c->lock);
         done = TAKE_PTR(c->finished);
@@ -207,9 +235,10 @@ int usb_context_dispatch(UsbContext *c) {
                 UsbXfer *x = done;
                 UsbDevice *d = x->device;
                 done = x->next_finished;
-                xfer_unlink(x);
+                x->completing = true;
                 if (!d->closed && x->done)
                         x->done(x->reset_result, 0, x->userdata);
+                xfer_unlink(x);
                 xfer_free(x);
                 device_maybe_free(d);
         }
@@ -245,16 +274,28 @@ static void device_really_free(UsbDevice *d) {
 }
 
 static void device_maybe_free(UsbDevice *d) {
-        if (d->closed && !d->pending)
-                device_really_free(d);
+        if (!d->closed || d->pending)
+                return;
+        if (d->context->dispatching) {
+                /* never libusb_close() from inside a completion callback of the same context */
+                for (UsbDevice *i = d->context->graveyard; i; i = i->next_dead)
+                        if (i == d)
+                                return;
+                d->next_dead = d->context->graveyard;
+                d->context->graveyard = d;
+                return;
+        }
+        device_really_free(d);
 }
 
 UsbDevice *usb_device_close(UsbDevice *d) {
         if (!d)
                 return NULL;
+        if (d->closed)
+                return NULL;
         d->closed = true;
         for (UsbXfer *x = d->pending; x; x = x->next)
-                if (x->transfer)
+                if (x->transfer && !x->completing)
                         (void) libusb_cancel_transfer(x->transfer);
         device_maybe_free(d);
         return NULL;
@@ -282,11 +323,25 @@ void usb_device_release(UsbDevice *d) {
 
 static void LIBUSB_CALL on_transfer(struct libusb_transfer *t) {
         UsbXfer *x = t->user_data;
-        UsbDevice *d = x->device;
-        int r = transfer_status_to_errno(t->status);
-        size_t actual = t->actual_length > 0 ? (size_t) t->actual_length : 0;
+        UsbContext *c = x->device->context;
 
-        xfer_unlink(x);
+        x->completing = true;
+        x->result = transfer_status_to_errno(t->status);
+        x->actual = t->actual_length > 0 ? (size_t) t->actual_length : 0;
+        x->next_done = NULL;
+        if (c->completed_tail)
+                c->completed_tail->next_done = x;
+        else
+                c->completed = x;
+        c->completed_tail = x;
+}
+
+static void deliver(UsbXfer *x) {
+        UsbDevice *d = x->device;
+        struct libusb_transfer *t = x->transfer;
+        int r = x->result;
+        size_t actual = x->actual;
+
         if (!d->closed) {
                 if (x->in_buf && actual > 0)
                         memcpy(x->in_buf, libusb_control_transfer_get_data(t), MIN(actual, (size_t) x->length));
@@ -311,6 +366,7 @@ static void LIBUSB_CALL on_transfer(struct libusb_transfer *t) {
                 } else if (x->done)
                         x->done(r, actual, x->userdata);
         }
+        xfer_unlink(x);
         xfer_free(x);
         device_maybe_free(d);
 }
@@ -421,7 +477,7 @@ static int transport_reset(void *t, TransportDoneFunc done, void *userdata) {
 static void transport_cancel(void *t) {
         UsbDevice *d = t;
         for (UsbXfer *x = d->pending; x; x = x->next)
-                if (x->transfer)
+                if (x->transfer && !x->completing)
                         (void) libusb_cancel_transfer(x->transfer);
 }
 

@@ -153,7 +153,7 @@ wait_job_state 6 cancelled
 
 echo "== progress bar on a terminal"
 if command -v script >/dev/null; then
-        COLUMNS=70 script -qfec "$DFUCTL --bus-address $BUS_ADDRESS update f4-rom-0001 $TMP/fw.bin" /dev/null \
+        TERM=xterm COLUMNS=70 script -qfec "$DFUCTL --bus-address $BUS_ADDRESS update f4-rom-0001 $TMP/fw.bin" /dev/null \
                 >"$TMP/tty.out" 2>&1 || { cat "$TMP/tty.out"; fail "update on a terminal"; }
         T=$(cat "$TMP/tty.out")
         contains "$T" $'\r'"writing     [" "terminal output"

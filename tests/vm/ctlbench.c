@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* ctlbench VID:PID [N]: the control-transfer rate through libusb, usbfs, vhci_hcd and vstm32, with N
  * DFU_GETSTATE requests (1-byte IN, answered at once in every DFU state) on interface 0. Prints the
- * figure on stdout; exit status 0 only if every transfer succeeded. */
+ * figure on stdout; exit status 0 only if every transfer succeeded.
+ * ctlbench VID:PID desc: prints the DFU functional descriptor read with GET_DESCRIPTOR(0x21) from
+ * interface 0 (what dfu-util falls back to), as hex bytes. */
 
 #include <errno.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <libusb.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static double now_s(void) {
@@ -20,7 +24,8 @@ int main(int argc, char **argv) {
         libusb_context *ctx = NULL;
         libusb_device_handle *h = NULL;
         unsigned vid, pid;
-        long n = argc > 2 ? strtol(argv[2], NULL, 10) : 2000;
+        bool desc = argc > 2 && strcmp(argv[2], "desc") == 0;
+        long n = argc > 2 && !desc ? strtol(argv[2], NULL, 10) : 2000;
         double t0, t;
         int r, ret = EXIT_FAILURE;
 
@@ -41,6 +46,21 @@ int main(int argc, char **argv) {
         r = libusb_claim_interface(h, 0);
         if (r < 0) {
                 fprintf(stderr, "claim interface 0: %s\n", libusb_strerror(r));
+                goto out;
+        }
+
+        if (desc) {
+                unsigned char b[64];
+
+                r = libusb_control_transfer(h, 0x81, LIBUSB_REQUEST_GET_DESCRIPTOR, 0x21 << 8, 0, b, sizeof(b),
+                                            1000);
+                if (r < 0) {
+                        fprintf(stderr, "GET_DESCRIPTOR(0x21): %s\n", libusb_strerror(r));
+                        goto out;
+                }
+                for (int i = 0; i < r; i++)
+                        printf("%02x%s", b[i], i + 1 < r ? " " : "\n");
+                ret = EXIT_SUCCESS;
                 goto out;
         }
 

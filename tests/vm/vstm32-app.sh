@@ -14,6 +14,11 @@ SERIAL=0123456789AB
 for v in 1 2 3; do
         make_app "$WORK/app$v.bin" "0x010$v" 32768
 done
+if [ -e "${VM_FIRMWARE_DIR:-/nonexistent}/vstm32-app-0101.bin" ]; then
+        echo "# application images: tests/data/make-firmware.sh (arm-none-eabi, versions 0x0101-0x0103)"
+else
+        echo "# application images: made by lib.sh (no ARM toolchain at build time)"
+fi
 
 # tty_of_serial: the ttyACM of our device, through udev's by-id link.
 tty_dev() {

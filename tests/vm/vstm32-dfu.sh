@@ -44,6 +44,9 @@ for i in 0 1 2 3; do
         check "dfu-util -l: alt=$i" grep -q "alt=$i, name=\"@" "$WORK/dfu-l.txt"
 done
 
+check "GET_DESCRIPTOR(0x21) on interface 0: 09 21 0b ff 00 00 08 1a 01" \
+        test "$("$CTLBENCH" 0483:df11 desc 2>&1)" = "09 21 0b ff 00 00 08 1a 01"
+
 # ---- figures: control transfers per second, upload rate ----
 "$CTLBENCH" 0483:df11 2000 > "$WORK/ctlbench.txt" 2>&1 || true
 check "ctlbench: 2000 GETSTATE transfers" grep -q 'control transfers in' "$WORK/ctlbench.txt"
@@ -111,4 +114,19 @@ check "h7-rom: leave = USB disconnect, re-enumerates as the ROM (no valid app)" 
 wait_usb 0483:df11 || true
 check "h7-rom: upload after re-enumeration byte-exact" \
         bash -c "dfu-util -d 0483:df11 -a 0 -s 0x08000000:262144 -U '$WORK/up-h7.bin' >/dev/null 2>&1 && cmp '$IMG' '$WORK/up-h7.bin'"
+vstm32_stop
+
+# ---- two devices at once: an automatic port and --port 5 (root hub port 6: busid 1-6) ----
+vstm32_start two-a --profile f4-rom --flash "$WORK/f4.bin" --serial AAAAAAAAAAAA
+SECOND_LOG=$WORK/two-b.log
+"$VSTM32" --profile l4-rom --flash "$WORK/l4.bin" --serial BBBBBBBBBBBB --port 5 > "$SECOND_LOG" 2>&1 &
+SECOND=$!
+n=100
+while [ $n -gt 0 ] && [ "$(dfu-util -l 2>/dev/null | grep -c 'alt=0, ')" -lt 2 ]; do sleep 0.1; n=$((n - 1)); done
+dfu-util -l > "$WORK/dfu-l-two.txt" 2>&1 || true
+check "two devices: dfu-util -l lists both serials" \
+        bash -c "grep -q 'serial=\"AAAAAAAAAAAA\"' '$WORK/dfu-l-two.txt' && grep -q 'serial=\"BBBBBBBBBBBB\"' '$WORK/dfu-l-two.txt'"
+check "two devices: --port 5 is busid 1-6" test "$(cat /sys/bus/usb/devices/1-6/serial 2>/dev/null)" = BBBBBBBBBBBB
+kill -TERM "$SECOND"
+wait "$SECOND" || true
 vstm32_stop

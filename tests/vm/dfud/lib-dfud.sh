@@ -17,15 +17,30 @@ for f in "$DFUD" "$DFUCTL" "$VSTM32"; do
         [ -x "$f" ] || { echo "not built: $f"; exit 1; }
 done
 
-# The guest root is an overlay with a writable upper layer: install the policy and the rules the way a
-# package would, then make the system bus and udev read them.
+# The guest root is an overlay with a writable upper layer: install the D-Bus policy, the polkit actions
+# and the udev rules the way a package would, make the system bus and udev read them, and start polkitd
+# (there is no systemd to activate it), so authorization is the real thing.
 dfud_install_system_files() {
-        mkdir -p /etc/dbus-1/system.d /etc/udev/rules.d
+        mkdir -p /etc/dbus-1/system.d /etc/udev/rules.d /usr/share/polkit-1/actions
         cp "$SRC_DIR/systemd/org.dfud1.conf" /etc/dbus-1/system.d/
+        cp "$SRC_DIR/systemd/org.dfud1.policy" /usr/share/polkit-1/actions/
         cp "$SRC_DIR/udev/70-dfud.rules" /etc/udev/rules.d/
         busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig \
                 >/dev/null
         udevadm control --reload
+        if [ -x /usr/lib/polkit-1/polkitd ]; then
+                /usr/lib/polkit-1/polkitd --no-debug >> "$WORK/polkitd.log" 2>&1 &
+                local n=300
+                while [ $n -gt 0 ]; do
+                        busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus \
+                                NameHasOwner s org.freedesktop.PolicyKit1 2>/dev/null | grep -q true && return 0
+                        sleep 0.1
+                        n=$((n - 1))
+                done
+                echo "polkitd did not start:"
+                cat "$WORK/polkitd.log"
+                return 1
+        fi
 }
 
 # dfud_start [ARGS...]: dfud on the system bus, journal in $DFUD_STATE, configuration in $DFUD_CONF;
@@ -135,10 +150,23 @@ has_tag() {
         udevadm info --query=property --path="$d" | grep -E '^(CURRENT_)?TAGS=' | grep -q ":$2:"
 }
 
-# flash_of FLASH: a copy to compare with later.
+not() { ! "$@"; }
+
+# wait_grep TEXT FILE: until FILE contains TEXT (5 s).
+wait_grep() {
+        local n=50
+        while [ $n -gt 0 ]; do
+                grep -q "$1" "$2" 2>/dev/null && return 0
+                sleep 0.1
+                n=$((n - 1))
+        done
+        return 1
+}
+
+# snapshot FILE / unchanged FILE: a copy, and whether FILE still equals it.
 snapshot() { cp "$1" "$1.before"; }
 unchanged() { cmp -s "$1" "$1.before"; }
 
 # dfud must be gone before lib.sh's finish (which keeps the exit status and prints the logs of a failed run,
 # dfud.log among them).
-trap 'rc_=$?; dfud_stop; (exit $rc_); finish' EXIT
+trap 'rc_=$?; set +e; dfud_stop; (exit $rc_); finish' EXIT
