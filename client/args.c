@@ -83,7 +83,7 @@ void args_help(FILE *f) {
               "     --no-pager            Accepted for compatibility; dfuctl never pages\n"
               "\n"
               "Update options:\n"
-              "     --address ADDRESS     Flash address of a raw .bin image (e.g. 0x08000000)\n"
+              "     --address ADDRESS     Flash address of a raw .bin image (default: start of flash)\n"
               "     --format FORMAT       Image format: auto, dfuse, dfu, ihex, elf or bin\n"
               "     --no-verify           Do not read the flash back after writing\n"
               "     --no-incremental      Write every page, even those already holding the image\n"

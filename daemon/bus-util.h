@@ -14,13 +14,13 @@
 #define BUS_EMIT_INTERVAL_USEC (200 * 1000)
 
 typedef struct BusEmitter {
-        sd_bus *bus;          /* not referenced; the manager outlives its objects */
+        sd_bus *bus; /* not referenced; the manager outlives its objects */
         char *path;
         const char *interface;
         sd_event_source *source;
-        bool announced;       /* InterfacesAdded sent (or the object existed before the name was taken) */
+        bool announced; /* InterfacesAdded sent (or the object existed before the name was taken) */
         bool urgent;
-        uint64_t last;        /* CLOCK_MONOTONIC usec of the last PropertiesChanged */
+        uint64_t last; /* CLOCK_MONOTONIC usec of the last PropertiesChanged */
 } BusEmitter;
 
 int bus_emitter_init(BusEmitter *e, const char *path, const char *interface);

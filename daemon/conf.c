@@ -11,10 +11,8 @@
 #include "util.h"
 
 static const char *const jump_method_table[_JUMP_METHOD_MAX] = {
-        [JUMP_AUTO] = "auto",
-        [JUMP_NONE] = "none",
-        [JUMP_DETACH] = "detach",
-        [JUMP_TOUCH_1200] = "1200-baud",
+        [JUMP_AUTO] = "auto",       [JUMP_NONE] = "none",
+        [JUMP_DETACH] = "detach",   [JUMP_TOUCH_1200] = "1200-baud",
         [JUMP_COMMAND] = "command",
 };
 DEFINE_STRING_TABLE_LOOKUP(jump_method, JumpMethod);
@@ -27,21 +25,21 @@ DEFINE_STRING_TABLE_LOOKUP(jump_method, JumpMethod);
 /* The ST system bootloader's memory map (F4 family, also what vstm32's f4-rom reports) is only a
  * default for validating images while the device is still in application mode: the real layout is
  * read from the alt strings the first time the device is seen in DFU mode and then remembered. */
-#define F4_LAYOUTS                                                                                 \
-        "[ \"@Internal Flash  /0x08000000/04*016Kg,01*064Kg,07*128Kg\", \"@Option Bytes  /0x1FFFC000/01*016 g\", " \
+#define F4_LAYOUTS                                                                         \
+        "[ \"@Internal Flash  /0x08000000/04*016Kg,01*064Kg,07*128Kg\", \"@Option Bytes  " \
+        "/0x1FFFC000/01*016 g\", "                                                         \
         "\"@OTP Memory /0x1FFF7800/01*512 g,01*016 g\", \"@Device Feature/0xFFFF0000/01*004 g\" ]"
 
-static const char builtin_config[] =
-        "{ \"devices\": ["
-        "  { \"match\": { \"vendor-id\": \"0483\", \"product-id\": \"df11\" },"
-        "    \"name\": \"STM32 system bootloader\","
-        "    \"jump\": \"none\","
-        "    \"layouts\": " F4_LAYOUTS " },"
-        "  { \"match\": { \"vendor-id\": \"0483\", \"product-id\": \"5740\" },"
-        "    \"name\": \"STM32 CDC application\","
-        "    \"jump\": \"auto\","
-        "    \"layouts\": " F4_LAYOUTS " }"
-        "] }";
+static const char builtin_config[] = "{ \"devices\": ["
+                                     "  { \"match\": { \"vendor-id\": \"0483\", \"product-id\": \"df11\" },"
+                                     "    \"name\": \"STM32 system bootloader\","
+                                     "    \"jump\": \"none\","
+                                     "    \"layouts\": " F4_LAYOUTS " },"
+                                     "  { \"match\": { \"vendor-id\": \"0483\", \"product-id\": \"5740\" },"
+                                     "    \"name\": \"STM32 CDC application\","
+                                     "    \"jump\": \"auto\","
+                                     "    \"layouts\": " F4_LAYOUTS " }"
+                                     "] }";
 
 static void device_rule_done(DeviceRule *r) {
         free(r->source);
@@ -89,8 +87,8 @@ _printf_(3, 4) static int parse_fail(Parse *p, const char *path, const char *for
         va_start(ap, format);
         (void) vsnprintf(msg, sizeof msg, format, ap);
         va_end(ap);
-        if (!p->error && asprintf(&p->error, "%s: %s%s%s", p->source, strempty(path), isempty(path) ? "" : ": ",
-                                  msg) < 0)
+        if (!p->error &&
+            asprintf(&p->error, "%s: %s%s%s", p->source, strempty(path), isempty(path) ? "" : ": ", msg) < 0)
                 p->error = NULL;
         return -EINVAL;
 }
@@ -114,7 +112,8 @@ static int parse_usb_id(Parse *p, const char *path, json_object *v, uint16_t *re
                 const char *s = json_object_get_string(v);
                 char buf[16];
                 /* USB ids are written in hex everywhere (lsusb, udev): "0483" means 0x0483 */
-                if (strlen(s) > 6 || snprintf(buf, sizeof buf, "%s%s", startswith(s, "0x") ? "" : "0x", s) < 0 ||
+                if (strlen(s) > 6 ||
+                    snprintf(buf, sizeof buf, "%s%s", startswith(s, "0x") ? "" : "0x", s) < 0 ||
                     parse_u16(buf, ret) < 0)
                         return parse_fail(p, path, "invalid USB id '%s', expected hex like \"0483\"", s);
                 return 0;
@@ -155,7 +154,8 @@ static int parse_seconds(Parse *p, const char *path, json_object *v, uint64_t *r
         return 0;
 }
 
-static int parse_strv(Parse *p, const char *path, json_object *v, size_t max_n, size_t max_len, char ***ret) {
+static int parse_strv(Parse *p, const char *path, json_object *v, size_t max_n, size_t max_len,
+                      char ***ret) {
         _cleanup_strv_free_ char **l = NULL;
 
         if (!json_object_is_type(v, json_type_array))
@@ -184,7 +184,7 @@ static int parse_match(Parse *p, const char *path, json_object *m, DeviceRule *r
 
         if (!json_object_is_type(m, json_type_object))
                 return parse_fail(p, path, "expected an object");
-        json_object_object_foreach(m, key, v) {
+        json_object_object_foreach (m, key, v) {
                 subpath(sub, sizeof sub, path, key);
                 if (streq(key, "vendor-id")) {
                         r = parse_usb_id(p, sub, v, &rule->vendor_id);
@@ -202,7 +202,8 @@ static int parse_match(Parse *p, const char *path, json_object *m, DeviceRule *r
                         return r;
         }
         if (!rule->has_vendor_id && !rule->has_product_id && !rule->serial && !rule->port)
-                return parse_fail(p, path, "a match needs at least one of vendor-id, product-id, serial, port");
+                return parse_fail(p, path,
+                                  "a match needs at least one of vendor-id, product-id, serial, port");
         return 0;
 }
 
@@ -212,7 +213,7 @@ static int parse_timeouts(Parse *p, const char *path, json_object *t, DeviceRule
 
         if (!json_object_is_type(t, json_type_object))
                 return parse_fail(p, path, "expected an object");
-        json_object_object_foreach(t, key, v) {
+        json_object_object_foreach (t, key, v) {
                 subpath(sub, sizeof sub, path, key);
                 if (streq(key, "bootloader")) {
                         r = parse_seconds(p, sub, v, &rule->bootloader_timeout_usec);
@@ -243,7 +244,7 @@ static int parse_rule(Parse *p, const char *path, json_object *o, DeviceRule *ru
 
         if (!json_object_is_type(o, json_type_object))
                 return parse_fail(p, path, "expected an object");
-        json_object_object_foreach(o, key, v) {
+        json_object_object_foreach (o, key, v) {
                 subpath(sub, sizeof sub, path, key);
                 if (streq(key, "match")) {
                         r = parse_match(p, sub, v, rule);
@@ -256,8 +257,10 @@ static int parse_rule(Parse *p, const char *path, json_object *o, DeviceRule *ru
                         if (r >= 0) {
                                 rule->jump = jump_method_from_string(s);
                                 if (rule->jump < 0)
-                                        r = parse_fail(p, sub, "unknown jump method '%s' "
-                                                       "(auto, none, detach, 1200-baud, command)", s);
+                                        r = parse_fail(p, sub,
+                                                       "unknown jump method '%s' "
+                                                       "(auto, none, detach, 1200-baud, command)",
+                                                       s);
                         }
                 } else if (streq(key, "jump-command")) {
                         r = parse_string(p, sub, v, 64, &rule->jump_command);
@@ -271,18 +274,21 @@ static int parse_rule(Parse *p, const char *path, json_object *o, DeviceRule *ru
                         if (r >= 0) {
                                 rule->poll_policy = dfu_poll_policy_from_string(s);
                                 if (rule->poll_policy < 0)
-                                        r = parse_fail(p, sub, "unknown poll policy '%s' (honour, early)", s);
+                                        r = parse_fail(p, sub, "unknown poll policy '%s' (honour, early)",
+                                                       s);
                         }
                 } else if (streq(key, "writable-regions"))
                         r = parse_strv(p, sub, v, 64, 255, &rule->writable_regions);
                 else if (streq(key, "layouts")) {
-                        r = parse_strv(p, sub, v, CONFIG_MAX_LAYOUTS, DFUSE_LAYOUT_MAX_STRING - 1, &rule->layouts);
+                        r = parse_strv(p, sub, v, CONFIG_MAX_LAYOUTS, DFUSE_LAYOUT_MAX_STRING - 1,
+                                       &rule->layouts);
                         for (size_t i = 0; r >= 0 && rule->layouts[i]; i++) {
                                 DfuseLayout *l = malloc(sizeof *l);
                                 if (!l)
                                         return -ENOMEM;
                                 if (dfuse_layout_parse(rule->layouts[i], l) < 0)
-                                        r = parse_fail(p, sub, "invalid DfuSe layout '%s'", rule->layouts[i]);
+                                        r = parse_fail(p, sub, "invalid DfuSe layout '%s'",
+                                                       rule->layouts[i]);
                                 free(l);
                         }
                 } else if (streq(key, "leave"))
@@ -305,7 +311,8 @@ static int parse_rule(Parse *p, const char *path, json_object *o, DeviceRule *ru
         return 0;
 }
 
-static int parse_count(Parse *p, const char *path, json_object *v, unsigned min, unsigned max, unsigned *ret) {
+static int parse_count(Parse *p, const char *path, json_object *v, unsigned min, unsigned max,
+                       unsigned *ret) {
         if (!json_object_is_type(v, json_type_int))
                 return parse_fail(p, path, "expected an integer");
         int64_t i = json_object_get_int64(v);
@@ -333,7 +340,8 @@ int config_parse(Config *c, const char *source, const char *text, size_t size, c
                 enum json_tokener_error je = json_tokener_get_error(tok);
                 if (!root || je != json_tokener_success)
                         r = parse_fail(&p, NULL, "not valid JSON (%s at offset %zu)",
-                                       je == json_tokener_continue ? "unexpected end" : json_tokener_error_desc(je),
+                                       je == json_tokener_continue ? "unexpected end"
+                                                                   : json_tokener_error_desc(je),
                                        json_tokener_get_parse_end(tok));
                 else if (json_tokener_get_parse_end(tok) < size) {
                         /* allow trailing whitespace only */
@@ -350,7 +358,7 @@ int config_parse(Config *c, const char *source, const char *text, size_t size, c
                 r = parse_fail(&p, NULL, "expected a JSON object at the top");
 
         if (r >= 0) {
-                json_object_object_foreach(root, key, v) {
+                json_object_object_foreach (root, key, v) {
                         if (streq(key, "history-size"))
                                 r = parse_count(&p, key, v, 1, 10000, &history_size);
                         else if (streq(key, "max-queued-jobs"))
@@ -364,7 +372,8 @@ int config_parse(Config *c, const char *source, const char *text, size_t size, c
                                 }
                                 size_t n = json_object_array_length(v);
                                 if (c->n_rules + n > CONFIG_MAX_RULES) {
-                                        r = parse_fail(&p, key, "more than %u device rules", CONFIG_MAX_RULES);
+                                        r = parse_fail(&p, key, "more than %u device rules",
+                                                       CONFIG_MAX_RULES);
                                         break;
                                 }
                                 rules = calloc(n ? n : 1, sizeof(DeviceRule));
@@ -378,7 +387,10 @@ int config_parse(Config *c, const char *source, const char *text, size_t size, c
                                         rules[i] = (DeviceRule) {
                                                 .jump = _JUMP_METHOD_INVALID,
                                                 .poll_policy = _DFU_POLL_INVALID,
-                                                .leave = -1, .verify = -1, .incremental = -1, .ignore = -1,
+                                                .leave = -1,
+                                                .verify = -1,
+                                                .incremental = -1,
+                                                .ignore = -1,
                                         };
                                         n_rules = i + 1;
                                         if (asprintf(&rules[i].source, "%s#%zu", source, i) < 0) {
@@ -509,7 +521,8 @@ int config_load(Config *c, const char *dir) {
         return bad;
 }
 
-static bool rule_matches(const DeviceRule *r, uint16_t vid, uint16_t pid, const char *serial, const char *port) {
+static bool rule_matches(const DeviceRule *r, uint16_t vid, uint16_t pid, const char *serial,
+                         const char *port) {
         if (r->has_vendor_id && r->vendor_id != vid)
                 return false;
         if (r->has_product_id && r->product_id != pid)
@@ -554,7 +567,8 @@ static int strdup_replace(const char *s, char **ret) {
         return 0;
 }
 
-static bool rule_matches_any(const DeviceRule *r, const ConfigIdentity *ids, size_t n_ids, const char *port) {
+static bool rule_matches_any(const DeviceRule *r, const ConfigIdentity *ids, size_t n_ids,
+                             const char *port) {
         for (size_t i = 0; i < n_ids; i++)
                 if (rule_matches(r, ids[i].vendor_id, ids[i].product_id, ids[i].serial, port))
                         return true;

@@ -29,8 +29,8 @@
 #define CONFIG_MAX_LAYOUTS 8
 
 typedef enum JumpMethod {
-        JUMP_AUTO,       /* DFU_DETACH if the app has a DFU runtime interface, else 1200-baud if it has a tty */
-        JUMP_NONE,       /* cannot leave the application by itself: updates need the device in DFU mode */
+        JUMP_AUTO, /* DFU_DETACH if the app has a DFU runtime interface, else 1200-baud if it has a tty */
+        JUMP_NONE, /* cannot leave the application by itself: updates need the device in DFU mode */
         JUMP_DETACH,
         JUMP_TOUCH_1200,
         JUMP_COMMAND,
@@ -49,13 +49,13 @@ typedef struct DeviceRule {
         char *serial, *port; /* NULL = any */
 
         char *name;
-        JumpMethod jump;     /* _JUMP_METHOD_INVALID = unset */
+        JumpMethod jump; /* _JUMP_METHOD_INVALID = unset */
         char *jump_command;
         uint64_t bootloader_timeout_usec, application_timeout_usec, device_timeout_usec, busy_timeout_usec;
         bool has_bootloader_timeout, has_application_timeout, has_device_timeout, has_busy_timeout;
-        DfuPollPolicy poll_policy; /* _DFU_POLL_INVALID = unset */
-        char **writable_regions;   /* NULL = unset; empty = nothing writable */
-        char **layouts;            /* per alt; NULL = unset */
+        DfuPollPolicy poll_policy;              /* _DFU_POLL_INVALID = unset */
+        char **writable_regions;                /* NULL = unset; empty = nothing writable */
+        char **layouts;                         /* per alt; NULL = unset */
         int leave, verify, incremental, ignore; /* -1 unset, else bool */
 } DeviceRule;
 
@@ -81,7 +81,7 @@ typedef struct Config {
         DeviceRule *rules;
 } Config;
 
-int config_new(Config **ret);             /* empty: global defaults, no rules */
+int config_new(Config **ret); /* empty: global defaults, no rules */
 Config *config_free(Config *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
 

@@ -4,7 +4,7 @@
 #include "manager.h"
 
 void device_bus_ids(const Device *d, uint16_t *vid, uint16_t *pid, const char **serial) {
-        const Incarnation *i = d->mode == DEVICE_MODE_DFU ? &d->dfu
+        const Incarnation *i = d->mode == DEVICE_MODE_DFU           ? &d->dfu
                                : d->mode == DEVICE_MODE_APPLICATION ? &d->app
                                : d->app.known                       ? &d->app
                                                                     : &d->dfu;
@@ -28,7 +28,8 @@ static int device_find(sd_bus *bus, const char *path, const char *interface, voi
         return 1;
 }
 
-static int device_enumerate(sd_bus *bus, const char *path, void *userdata, char ***nodes, sd_bus_error *error) {
+static int device_enumerate(sd_bus *bus, const char *path, void *userdata, char ***nodes,
+                            sd_bus_error *error) {
         Manager *m = userdata;
         char **l = calloc(m->registry->n_devices + 1, sizeof(char *));
         if (!l)
@@ -42,7 +43,7 @@ static int device_enumerate(sd_bus *bus, const char *path, void *userdata, char 
         return 0;
 }
 
-#define DEVICE_GETTER(name) \
+#define DEVICE_GETTER(name)                                                                         \
         static int name(sd_bus *bus, const char *path, const char *interface, const char *property, \
                         sd_bus_message *reply, void *userdata, sd_bus_error *error)
 
@@ -154,6 +155,7 @@ static int method_enter_bootloader(sd_bus_message *msg, void *userdata, sd_bus_e
         return manager_method_enter_bootloader(dr->manager, msg, d, error);
 }
 
+/* clang-format off */
 const sd_bus_vtable device_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Id", "s", property_get_id, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -177,12 +179,13 @@ const sd_bus_vtable device_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
+/* clang-format on */
 
 int device_bus_register(Manager *m, sd_bus *bus) {
         int r;
 
-        r = sd_bus_add_fallback_vtable(bus, NULL, DFUD_OBJECT_DEVICE_PREFIX, DFUD_INTERFACE_DEVICE, device_vtable,
-                                       device_find, m);
+        r = sd_bus_add_fallback_vtable(bus, NULL, DFUD_OBJECT_DEVICE_PREFIX, DFUD_INTERFACE_DEVICE,
+                                       device_vtable, device_find, m);
         if (r < 0)
                 return r;
         return sd_bus_add_node_enumerator(bus, NULL, DFUD_OBJECT_DEVICE_PREFIX, device_enumerate, m);

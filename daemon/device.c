@@ -40,7 +40,8 @@ int usb_info_copy(const UsbInfo *u, UsbInfo **ret) {
         c->desc = u->desc;
         if (strdup_or_null(u->syspath, &c->syspath) < 0 || strdup_or_null(u->port, &c->port) < 0 ||
             strdup_or_null(u->devnode, &c->devnode) < 0 || strdup_or_null(u->serial, &c->serial) < 0 ||
-            strdup_or_null(u->manufacturer, &c->manufacturer) < 0 || strdup_or_null(u->product, &c->product) < 0)
+            strdup_or_null(u->manufacturer, &c->manufacturer) < 0 ||
+            strdup_or_null(u->product, &c->product) < 0)
                 return -ENOMEM;
         *ret = TAKE_PTR(c);
         return 0;

@@ -27,8 +27,8 @@ DeviceMode device_mode_from_string(const char *s);
 /* One enumeration of a USB device as udev reports it. */
 typedef struct UsbInfo {
         char *syspath;
-        char *port;     /* the sysname: bus-port path "1-1.2", stable for a physical socket */
-        char *devnode;  /* /dev/bus/usb/BBB/DDD */
+        char *port;    /* the sysname: bus-port path "1-1.2", stable for a physical socket */
+        char *devnode; /* /dev/bus/usb/BBB/DDD */
         char *serial, *manufacturer, *product;
         UsbDescInfo desc; /* ids, bcdDevice, DFU and CDC interfaces */
 } UsbInfo;
@@ -47,13 +47,13 @@ typedef struct Incarnation {
 } Incarnation;
 
 typedef struct Device {
-        char *id;          /* stable: the object path label and what dfuctl names */
+        char *id; /* stable: the object path label and what dfuctl names */
         DeviceMode mode;
         Incarnation app, dfu;
-        char *port;        /* last port seen */
+        char *port; /* last port seen */
         char *product;
         bool has_version;
-        uint16_t app_bcd;  /* bcdDevice of the application, the firmware version */
+        uint16_t app_bcd;            /* bcdDevice of the application, the firmware version */
         char *layouts[DFU_MAX_ALTS]; /* alt strings, learned in DFU mode (persisted) */
         size_t n_layouts;
         char *health;
@@ -62,16 +62,16 @@ typedef struct Device {
 
         /* present state (not persisted) */
         UsbInfo *usb;
-        char *tty;          /* devnode of the CDC ACM tty, if any */
-        bool probed;        /* DFU mode: alt strings read, layouts current */
+        char *tty;   /* devnode of the CDC ACM tty, if any */
+        bool probed; /* DFU mode: alt strings read, layouts current */
         bool read_protected;
 
         /* the next enumeration on this port is this device whatever its ids (we made it jump) */
         char *expect_port;
         uint64_t expect_until; /* CLOCK_MONOTONIC usec */
 
-        uint64_t current_job;  /* 0 = none */
-        void *userdata;        /* the manager's per-device data (bus emitter, USB handle) */
+        uint64_t current_job; /* 0 = none */
+        void *userdata;       /* the manager's per-device data (bus emitter, USB handle) */
 } Device;
 
 int device_new(const char *id, Device **ret);

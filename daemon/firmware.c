@@ -59,7 +59,8 @@ int firmware_prepare(const uint8_t *data, size_t size, const JobOptions *o, cons
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
-                return set_error(ret_error, err.message[0] ? err.message : dfu_image_error_to_string(err.code));
+                return set_error(ret_error,
+                                 err.message[0] ? err.message : dfu_image_error_to_string(err.code));
 
         if (t->n_layouts > 0) {
                 err = (DfuError) {};
@@ -79,7 +80,8 @@ int firmware_prepare(const uint8_t *data, size_t size, const JobOptions *o, cons
                                         ok = streq(*w, l->name);
                                 if (!ok) {
                                         snprintf(msg, sizeof msg,
-                                                 "segment 0x%08x+%u lies in region '%.200s' (alt %u), which the "
+                                                 "segment 0x%08x+%u lies in region '%.200s' (alt %u), which "
+                                                 "the "
                                                  "configuration does not allow to be written",
                                                  s->address, s->size, l ? l->name : "?", s->alt);
                                         return set_error(ret_error, msg);

@@ -14,10 +14,10 @@
 #include "job.h"
 
 typedef struct FirmwareTarget {
-        uint16_t ids[2][2];   /* (vid, pid) of the application and of the bootloader; 0 = unknown */
+        uint16_t ids[2][2]; /* (vid, pid) of the application and of the bootloader; 0 = unknown */
         const DfuseLayout *const *layouts; /* by alt; NULL entries for alts without a layout */
-        size_t n_layouts;     /* 0: no memory map known (plain DFU, or never seen in DFU mode) */
-        char *const *writable_regions;     /* NULL: any writable region */
+        size_t n_layouts;              /* 0: no memory map known (plain DFU, or never seen in DFU mode) */
+        char *const *writable_regions; /* NULL: any writable region */
 } FirmwareTarget;
 
 /* 0 and the placed image, or -EINVAL/-ENOMEM with a sentence in *ret_error:

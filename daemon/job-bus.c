@@ -45,7 +45,7 @@ static int job_enumerate(sd_bus *bus, const char *path, void *userdata, char ***
         return 0;
 }
 
-#define JOB_GETTER(name) \
+#define JOB_GETTER(name)                                                                            \
         static int name(sd_bus *bus, const char *path, const char *interface, const char *property, \
                         sd_bus_message *reply, void *userdata, sd_bus_error *error)
 
@@ -146,6 +146,7 @@ static int method_get_log(sd_bus_message *msg, void *userdata, sd_bus_error *err
         return sd_bus_send(NULL, reply, NULL);
 }
 
+/* clang-format off */
 const sd_bus_vtable job_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Id", "t", property_get_id, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -166,11 +167,13 @@ const sd_bus_vtable job_vtable[] = {
                                 method_get_log, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
+/* clang-format on */
 
 int job_bus_register(Manager *m, sd_bus *bus) {
         int r;
 
-        r = sd_bus_add_fallback_vtable(bus, NULL, DFUD_OBJECT_JOB_PREFIX, DFUD_INTERFACE_JOB, job_vtable, job_find, m);
+        r = sd_bus_add_fallback_vtable(bus, NULL, DFUD_OBJECT_JOB_PREFIX, DFUD_INTERFACE_JOB, job_vtable,
+                                       job_find, m);
         if (r < 0)
                 return r;
         return sd_bus_add_node_enumerator(bus, NULL, DFUD_OBJECT_JOB_PREFIX, job_enumerate, m);

@@ -15,12 +15,13 @@
 
 typedef enum ExecStep {
         STEP_IDLE,
-        STEP_WAIT_DEVICE,      /* absent, not probed yet, or gone mid-update */
-        STEP_WAIT_TTY,         /* application found, its tty not yet */
-        STEP_DETACH,           /* engine: DFU_DETACH on the runtime interface */
-        STEP_RESET,            /* USB reset after DETACH for runtimes without bitWillDetach */
+        STEP_WAIT_DEVICE, /* absent, not probed yet, or gone mid-update */
+        STEP_WAIT_TTY,    /* application found, its tty not yet */
+        STEP_DETACH,      /* engine: DFU_DETACH on the runtime interface */
+        STEP_RESET,       /* USB reset after DETACH for runtimes without bitWillDetach */
         STEP_WAIT_BOOTLOADER,
-        STEP_UPDATE,           /* engine: erase/write/verify/leave */
+        STEP_UPDATE, /* engine: erase/write/verify/leave */
+        STEP_GRACE,  /* a transfer failed: is the device going away (then resume) or not? */
         STEP_WAIT_APPLICATION,
         STEP_DONE,
 } ExecStep;
@@ -31,6 +32,8 @@ typedef enum ExecStep {
 /* How long after the expected timeout a re-enumeration on the port still counts as ours. */
 #define EXPECT_SLACK_USEC (5 * USEC_PER_SEC)
 #define TTY_TIMEOUT_USEC (5 * USEC_PER_SEC)
+/* An unplug often shows as a timed out or failed transfer before udev reports the removal. */
+#define GRACE_USEC (3 * USEC_PER_SEC)
 #define PUMP_MAX_SYNC_STEPS 100000
 
 struct JobExec {
@@ -43,16 +46,20 @@ struct JobExec {
         DfuEngine *engine;
         DfuDeviceInfo info;
         DfuseLayout *layouts[DFU_MAX_ALTS];
+        DfuPlanSector *verified; /* what the engine was told to trust; the job's list grows meanwhile */
+        DfuEngineError grace_error; /* STEP_GRACE: the failure, if the device stays */
+        char grace_where[64];
         bool open;
         Transport transport;
         bool xfer_pending, engine_waiting, in_pump, cancel_requested;
 
         int tty_fd;
-        uint64_t step_started;      /* CLOCK_MONOTONIC, for timings in the log and timeouts */
-        uint64_t wait_deadline;     /* of the current step; USEC_INFINITY = none */
+        uint64_t step_started;  /* CLOCK_MONOTONIC, for timings in the log and timeouts */
+        uint64_t wait_deadline; /* of the current step; USEC_INFINITY = none */
         size_t verified_at_start;
         DfuPhase last_phase;
-        bool saw_other_mode;        /* while waiting, the device showed up in the wrong mode */
+        bool saw_other_mode; /* while waiting, the device came back in the wrong mode */
+        bool saw_gone;       /* ... after it had gone away (a "change" event is not a return) */
 };
 
 static uint64_t mono(JobExec *x) {
@@ -116,6 +123,7 @@ static void release_engine(JobExec *x) {
         x->engine = dfu_engine_free(x->engine);
         for (size_t i = 0; i < DFU_MAX_ALTS; i++)
                 x->layouts[i] = mfree(x->layouts[i]);
+        x->verified = mfree(x->verified);
 }
 
 static void load_settings(JobExec *x) {
@@ -140,6 +148,7 @@ static void enter_step(JobExec *x, ExecStep step, uint64_t timeout) {
         x->step_started = mono(x);
         x->wait_deadline = timeout > 0 ? x->step_started + timeout : USEC_INFINITY;
         x->saw_other_mode = false;
+        x->saw_gone = x->device->mode == DEVICE_MODE_ABSENT;
         set_timer(x, x->wait_deadline);
 }
 
@@ -198,7 +207,8 @@ static void on_engine_event(DfuEngine *e, const DfuEvent *ev, void *userdata) {
 
         switch (ev->kind) {
         case DFU_EVENT_PHASE: {
-                if (ev->phase != x->last_phase && ev->phase != DFU_PHASE_DONE && ev->phase != DFU_PHASE_FAILED)
+                if (ev->phase != x->last_phase && ev->phase != DFU_PHASE_DONE &&
+                    ev->phase != DFU_PHASE_FAILED)
                         xlog(x, LOG_DEBUG, "Phase %s.", strna(dfu_phase_to_string(ev->phase)));
                 x->last_phase = ev->phase;
                 JobState s = phase_to_state(ev->phase);
@@ -208,10 +218,12 @@ static void on_engine_event(DfuEngine *e, const DfuEvent *ev, void *userdata) {
         }
         case DFU_EVENT_PROGRESS: {
                 /* the jump is worth 5 %, the flash 90 %, the application's return the rest */
-                unsigned pct = ev->bytes_total > 0 ? 5 + (unsigned) (90 * MIN(ev->bytes_done, ev->bytes_total) /
-                                                                       ev->bytes_total)
-                                                   : x->job->progress;
-                if (x->step == STEP_UPDATE && job_set_progress(x->job, ev->bytes_done, ev->bytes_total, pct) > 0)
+                unsigned pct = ev->bytes_total > 0
+                                       ? 5 + (unsigned) (90 * MIN(ev->bytes_done, ev->bytes_total) /
+                                                         ev->bytes_total)
+                                       : x->job->progress;
+                if (x->step == STEP_UPDATE &&
+                    job_set_progress(x->job, ev->bytes_done, ev->bytes_total, pct) > 0)
                         changed(x, JOB_CHANGE_PROGRESS);
                 break;
         }
@@ -253,7 +265,8 @@ static void on_reset_done(int r, size_t actual, void *userdata) {
                 return;
         x->xfer_pending = false;
         if (r < 0 && r != -ENODEV)
-                xlog(x, LOG_WARNING, "USB reset after DFU_DETACH failed (%s), waiting anyway.", strerror(-r));
+                xlog(x, LOG_WARNING, "USB reset after DFU_DETACH failed (%s), waiting anyway.",
+                     strerror(-r));
         release_engine(x);
         wait_bootloader(x);
 }
@@ -311,6 +324,28 @@ static void update_done(JobExec *x) {
         wait_application(x);
 }
 
+static void device_lost(JobExec *x, const DfuEngineError *err, const char *where) {
+        bool progress = x->job->n_verified > x->verified_at_start;
+
+        x->job->stalled_attempts = progress ? 0 : x->job->stalled_attempts + 1;
+        if (x->job->stalled_attempts >= JOB_MAX_STALLED_ATTEMPTS) {
+                finish(x, JOB_FAILED, DFUD_ERROR_DEVICE_GONE,
+                       "the device dropped off the bus %u times in a row while %s%s without a new verified "
+                       "sector; giving up",
+                       x->job->stalled_attempts, strna(dfu_phase_to_string(err->phase)), where);
+                return;
+        }
+        xlog(x, LOG_WARNING,
+             "Device went away while %s%s (%zu sectors verified so far); waiting for it to come back.",
+             strna(dfu_phase_to_string(err->phase)), where, x->job->n_verified);
+        set_state(x, JOB_WAITING_FOR_DEVICE);
+        changed(x, JOB_CHANGE_SECTOR); /* persist the attempt counters */
+        enter_step(x, STEP_WAIT_DEVICE, x->settings.device_timeout_usec);
+        /* the remove event may still be on its way; if not, try again soon */
+        if (x->device->mode != DEVICE_MODE_ABSENT)
+                set_timer(x, MIN(x->wait_deadline, mono(x) + RETRY_PRESENT_USEC));
+}
+
 static void engine_failed(JobExec *x) {
         const DfuEngineError *e = dfu_engine_get_error(x->engine);
         DfuEngineError err = e ? *e : (DfuEngineError) { .error = -EIO };
@@ -332,7 +367,8 @@ static void engine_failed(JobExec *x) {
         if (step == STEP_DETACH) {
                 /* some runtimes reboot before they answer DETACH: a lost answer is not a failure */
                 if (IN_SET(-err.error, ENODEV, EPIPE, EIO, ETIMEDOUT)) {
-                        xlog(x, LOG_INFO, "DFU_DETACH not acknowledged (%s); the device is probably rebooting.",
+                        xlog(x, LOG_INFO,
+                             "DFU_DETACH not acknowledged (%s); the device is probably rebooting.",
                              err.message);
                         wait_bootloader(x);
                         return;
@@ -343,24 +379,16 @@ static void engine_failed(JobExec *x) {
         }
 
         if (err.error == -ENODEV) {
-                bool progress = x->job->n_verified > x->verified_at_start;
-                x->job->stalled_attempts = progress ? 0 : x->job->stalled_attempts + 1;
-                if (x->job->stalled_attempts >= JOB_MAX_STALLED_ATTEMPTS) {
-                        finish(x, JOB_FAILED, DFUD_ERROR_DEVICE_GONE,
-                               "the device dropped off the bus %u times in a row while %s%s without "
-                               "a new verified sector; giving up",
-                               x->job->stalled_attempts, strna(dfu_phase_to_string(err.phase)), where);
-                        return;
-                }
-                xlog(x, LOG_WARNING,
-                     "Device went away while %s%s (%zu sectors verified so far); waiting for it to come back.",
-                     strna(dfu_phase_to_string(err.phase)), where, x->job->n_verified);
-                set_state(x, JOB_WAITING_FOR_DEVICE);
-                changed(x, JOB_CHANGE_SECTOR); /* persist the attempt counters */
-                enter_step(x, STEP_WAIT_DEVICE, x->settings.device_timeout_usec);
-                /* the remove event may still be on its way; if not, try again soon */
-                if (x->device->mode != DEVICE_MODE_ABSENT)
-                        set_timer(x, MIN(x->wait_deadline, mono(x) + RETRY_PRESENT_USEC));
+                device_lost(x, &err, where);
+                return;
+        }
+
+        if (IN_SET(-err.error, ETIMEDOUT, EIO) && x->device->mode != DEVICE_MODE_ABSENT) {
+                xlog(x, LOG_DEBUG, "%s; waiting %.0f s to see whether the device went away.", err.message,
+                     (double) GRACE_USEC / USEC_PER_SEC);
+                x->grace_error = err;
+                snprintf(x->grace_where, sizeof x->grace_where, "%s", where);
+                enter_step(x, STEP_GRACE, GRACE_USEC);
                 return;
         }
 
@@ -383,20 +411,22 @@ static void pump(JobExec *x) {
 
                 if (++n > PUMP_MAX_SYNC_STEPS) {
                         x->in_pump = false;
-                        finish(x, JOB_FAILED, DFUD_ERROR_PROTOCOL, "internal error: the DFU engine does not wait");
+                        finish(x, JOB_FAILED, DFUD_ERROR_PROTOCOL,
+                               "internal error: the DFU engine does not wait");
                         return;
                 }
                 r = dfu_engine_next(x->engine, &st);
                 if (r < 0) {
                         x->in_pump = false;
-                        finish(x, JOB_FAILED, DFUD_ERROR_PROTOCOL, "internal error: DFU engine: %s", strerror(-r));
+                        finish(x, JOB_FAILED, DFUD_ERROR_PROTOCOL, "internal error: DFU engine: %s",
+                               strerror(-r));
                         return;
                 }
                 switch (st.kind) {
                 case DFU_STEP_CONTROL:
-                        r = x->open ? x->transport.ops->control(x->transport.data, st.request_type, st.request,
-                                                                st.value, st.index, st.data, st.length,
-                                                                st.timeout_ms, on_control_done, x)
+                        r = x->open ? x->transport.ops->control(x->transport.data, st.request_type,
+                                                                st.request, st.value, st.index, st.data,
+                                                                st.length, st.timeout_ms, on_control_done, x)
                                     : -ENODEV;
                         if (r < 0) {
                                 dfu_engine_control_done(x->engine, r, 0);
@@ -406,8 +436,8 @@ static void pump(JobExec *x) {
                         x->in_pump = false;
                         return;
                 case DFU_STEP_SET_ALT:
-                        r = x->open ? x->transport.ops->set_alt(x->transport.data, x->info.interface_number, st.alt,
-                                                                on_set_alt_done, x)
+                        r = x->open ? x->transport.ops->set_alt(x->transport.data, x->info.interface_number,
+                                                                st.alt, on_set_alt_done, x)
                                     : -ENODEV;
                         if (r < 0) {
                                 dfu_engine_set_alt_done(x->engine, r);
@@ -524,8 +554,8 @@ static void start_tty_jump(JobExec *x, JumpMethod m) {
                 r = cdc_jump_send_command(x->tty_fd, cmd, strlen(cmd));
         }
         if (r < 0) {
-                finish(x, JOB_FAILED, DFUD_ERROR_PROTOCOL, "%s jump on %s failed: %s", jump_method_to_string(m),
-                       d->tty, strerror(-r));
+                finish(x, JOB_FAILED, DFUD_ERROR_PROTOCOL, "%s jump on %s failed: %s",
+                       jump_method_to_string(m), d->tty, strerror(-r));
                 return;
         }
         xlog(x, LOG_INFO, "Sent the %s jump on %s (port %s).", jump_method_to_string(m), d->tty, port_of(x));
@@ -576,12 +606,12 @@ static void check_application(JobExec *x) {
         if (x->job->has_image_version && d->app_bcd != x->job->image_version) {
                 bcd_to_version(x->job->image_version, want);
                 finish(x, JOB_FAILED, DFUD_ERROR_VERIFY_FAILED,
-                       "the application came back on port %s with version %s, but the image carries %s", port_of(x),
-                       have, want);
+                       "the application came back on port %s with version %s, but the image carries %s",
+                       port_of(x), have, want);
                 return;
         }
-        finish(x, JOB_SUCCEEDED, NULL, "application back on port %s after %.1f s, firmware version %s", port_of(x),
-               elapsed_sec(x), have);
+        finish(x, JOB_SUCCEEDED, NULL, "application back on port %s after %.1f s, firmware version %s",
+               port_of(x), elapsed_sec(x), have);
 }
 
 static void wait_application(JobExec *x) {
@@ -602,7 +632,8 @@ static int prepare_image(JobExec *x) {
 
         r = x->host->load_image(x->host->userdata, x->job, &data, &size);
         if (r < 0) {
-                finish(x, JOB_FAILED, DFUD_ERROR_INVALID_IMAGE, "the stored firmware image is unreadable: %s",
+                finish(x, JOB_FAILED, DFUD_ERROR_INVALID_IMAGE,
+                       "the stored firmware image is unreadable: %s",
                        r == -EBADMSG ? "its checksum does not match" : strerror(-r));
                 return r;
         }
@@ -622,8 +653,8 @@ static int prepare_image(JobExec *x) {
         r = firmware_prepare(data, size, &x->job->options, &t, &x->job->image, &error);
         if (r < 0) {
                 /* the layout read from the bootloader may differ from what the image was checked against */
-                finish(x, JOB_FAILED, DFUD_ERROR_INVALID_IMAGE, "the image does not fit the bootloader's memory: %s",
-                       error ? error : strerror(-r));
+                finish(x, JOB_FAILED, DFUD_ERROR_INVALID_IMAGE,
+                       "the image does not fit the bootloader's memory: %s", error ? error : strerror(-r));
                 return r;
         }
         return 0;
@@ -645,8 +676,8 @@ static void start_update(JobExec *x) {
                         set_state(x, JOB_WAITING_FOR_DEVICE);
                         return;
                 }
-                finish(x, JOB_FAILED, DFUD_ERROR_PROTOCOL, "cannot open the DFU interface on port %s: %s", port_of(x),
-                       strerror(-r));
+                finish(x, JOB_FAILED, DFUD_ERROR_PROTOCOL, "cannot open the DFU interface on port %s: %s",
+                       port_of(x), strerror(-r));
                 return;
         }
         if (prepare_image(x) < 0)
@@ -654,12 +685,20 @@ static void start_update(JobExec *x) {
 
         dfu_update_options_init(&o);
         o.poll_policy = x->settings.poll_policy;
-        o.busy_timeout_ms = (unsigned) MIN(x->settings.busy_timeout_usec / USEC_PER_MSEC, (uint64_t) UINT32_MAX);
+        o.busy_timeout_ms =
+                (unsigned) MIN(x->settings.busy_timeout_usec / USEC_PER_MSEC, (uint64_t) UINT32_MAX);
         o.verify = x->job->options.verify;
         o.incremental = x->job->options.incremental;
         o.leave = x->job->options.leave;
+        if (x->job->n_verified > 0) {
+                x->verified = memdup(x->job->verified, x->job->n_verified * sizeof(DfuPlanSector));
+                if (!x->verified) {
+                        finish(x, JOB_FAILED, DFUD_ERROR_PROTOCOL, "out of memory");
+                        return;
+                }
+        }
         o.n_verified = x->job->n_verified;
-        o.verified = x->job->verified;
+        o.verified = x->verified;
 
         bool resuming = x->job->attempts > 0;
         x->job->attempts++;
@@ -672,7 +711,8 @@ static void start_update(JobExec *x) {
         r = dfu_engine_start_update(x->engine, x->job->image, &o);
         if (r < 0) {
                 release_engine(x);
-                finish(x, JOB_FAILED, DFUD_ERROR_INVALID_IMAGE, "the DFU engine refused the image: %s", strerror(-r));
+                finish(x, JOB_FAILED, DFUD_ERROR_INVALID_IMAGE, "the DFU engine refused the image: %s",
+                       strerror(-r));
                 return;
         }
         pump(x);
@@ -691,8 +731,8 @@ static void advance(JobExec *x) {
         switch (d->mode) {
         case DEVICE_MODE_ABSENT:
                 if (x->step != STEP_WAIT_DEVICE) {
-                        xlog(x, LOG_INFO, "Waiting for the device to appear%s%s.", d->port ? " on port " : "",
-                             strempty(d->port));
+                        xlog(x, LOG_INFO, "Waiting for the device to appear%s%s.",
+                             d->port ? " on port " : "", strempty(d->port));
                         enter_step(x, STEP_WAIT_DEVICE, x->settings.device_timeout_usec);
                 }
                 set_state(x, JOB_WAITING_FOR_DEVICE);
@@ -706,7 +746,8 @@ static void advance(JobExec *x) {
                         return; /* job_exec_device_changed() once its memory map is read */
                 }
                 if (x->step == STEP_WAIT_BOOTLOADER)
-                        xlog(x, LOG_INFO, "Bootloader appeared on port %s after %.1f s.", port_of(x), elapsed_sec(x));
+                        xlog(x, LOG_INFO, "Bootloader appeared on port %s after %.1f s.", port_of(x),
+                             elapsed_sec(x));
                 start_update(x);
                 return;
 
@@ -771,6 +812,12 @@ void job_exec_start(JobExec *x) {
 void job_exec_device_changed(JobExec *x) {
         Device *d = x->device;
 
+        if (d->mode == DEVICE_MODE_ABSENT) {
+                x->saw_gone = true;
+                /* the line went with the device; closing now cannot wait for a drain */
+                close_tty(x);
+        }
+
         switch (x->step) {
         case STEP_WAIT_DEVICE:
                 if (d->mode != DEVICE_MODE_ABSENT)
@@ -787,10 +834,11 @@ void job_exec_device_changed(JobExec *x) {
         case STEP_WAIT_BOOTLOADER:
                 if (d->mode == DEVICE_MODE_DFU && d->probed)
                         advance(x);
-                else if (d->mode == DEVICE_MODE_APPLICATION) {
+                else if (d->mode == DEVICE_MODE_APPLICATION && x->saw_gone && !x->saw_other_mode) {
                         close_tty(x);
                         x->saw_other_mode = true;
-                        xlog(x, LOG_NOTICE, "The application re-enumerated on port %s instead of the bootloader.",
+                        xlog(x, LOG_NOTICE,
+                             "The application re-enumerated on port %s instead of the bootloader.",
                              port_of(x));
                 }
                 return;
@@ -825,12 +873,18 @@ void job_exec_device_changed(JobExec *x) {
                 }
                 return;
 
+        case STEP_GRACE:
+                if (d->mode == DEVICE_MODE_ABSENT)
+                        device_lost(x, &x->grace_error, x->grace_where);
+                return;
+
         case STEP_WAIT_APPLICATION:
                 if (d->mode == DEVICE_MODE_APPLICATION)
                         check_application(x);
-                else if (d->mode == DEVICE_MODE_DFU && d->probed) {
+                else if (d->mode == DEVICE_MODE_DFU && d->probed && x->saw_gone && !x->saw_other_mode) {
                         x->saw_other_mode = true;
-                        xlog(x, LOG_NOTICE, "The bootloader re-enumerated on port %s instead of the application.",
+                        xlog(x, LOG_NOTICE,
+                             "The bootloader re-enumerated on port %s instead of the application.",
                              port_of(x));
                 }
                 return;
@@ -863,10 +917,17 @@ void job_exec_timer(JobExec *x) {
                         set_timer(x, x->wait_deadline);
                         return;
                 }
-                finish(x, JOB_FAILED, DFUD_ERROR_TIMEOUT, "device '%s' did not appear within %.0f s%s%s", d->id,
-                       (double) x->settings.device_timeout_usec / USEC_PER_SEC, d->port ? " on port " : "",
-                       strempty(d->port));
+                finish(x, JOB_FAILED, DFUD_ERROR_TIMEOUT, "device '%s' did not appear within %.0f s%s%s",
+                       d->id, (double) x->settings.device_timeout_usec / USEC_PER_SEC,
+                       d->port ? " on port " : "", strempty(d->port));
                 return;
+        case STEP_GRACE: {
+                DfuEngineError *e = &x->grace_error;
+                if (e->status == DFU_STATUS_ERR_VENDOR)
+                        x->device->read_protected = true;
+                finish(x, JOB_FAILED, engine_error_name(e), "%s", e->message);
+                return;
+        }
         case STEP_WAIT_TTY:
                 finish(x, JOB_FAILED, DFUD_ERROR_TIMEOUT,
                        "the application on port %s has no serial port (tty) for the %s jump", port_of(x),
@@ -876,7 +937,8 @@ void job_exec_timer(JobExec *x) {
                 finish(x, JOB_FAILED, DFUD_ERROR_TIMEOUT,
                        "device did not come back in bootloader mode within %.0f s on port %s%s",
                        (double) x->settings.bootloader_timeout_usec / USEC_PER_SEC, port_of(x),
-                       x->saw_other_mode ? " (the application came back instead: the jump was ignored)" : "");
+                       x->saw_other_mode ? " (the application came back instead: the jump was ignored)"
+                                         : "");
                 return;
         case STEP_WAIT_APPLICATION:
                 finish(x, JOB_FAILED, DFUD_ERROR_TIMEOUT,
@@ -907,7 +969,8 @@ void job_exec_cancel(JobExec *x) {
                 }
                 return;
         }
-        finish(x, JOB_CANCELLED, DFUD_ERROR_CANCELLED, "cancelled while %s", job_state_to_string(x->job->state));
+        finish(x, JOB_CANCELLED, DFUD_ERROR_CANCELLED, "cancelled while %s",
+               job_state_to_string(x->job->state));
 }
 
 void job_exec_stop(JobExec *x) {

@@ -72,7 +72,8 @@ int job_fail(Job *j, const char *error_name, const char *message, uint64_t now_r
         free(j->error_message);
         j->error_name = n;
         j->error_message = m;
-        return job_set_state(j, streq(error_name, DFUD_ERROR_CANCELLED) ? JOB_CANCELLED : JOB_FAILED, now_realtime);
+        return job_set_state(j, streq(error_name, DFUD_ERROR_CANCELLED) ? JOB_CANCELLED : JOB_FAILED,
+                             now_realtime);
 }
 
 int job_set_progress(Job *j, uint64_t done, uint64_t total, unsigned percent) {

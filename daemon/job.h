@@ -91,7 +91,7 @@ typedef struct Job {
         /* runtime only */
         DfuImage *image; /* loaded and placed for the device */
         JobExec *exec;
-        void *userdata;  /* the manager's per-job data (bus emitter, timers) */
+        void *userdata; /* the manager's per-job data (bus emitter, timers) */
 } Job;
 
 int job_new(uint64_t id, const char *device_id, size_t log_max, Job **ret);

@@ -226,7 +226,8 @@ int job_from_json(json_object *o, size_t log_max, Job **ret, char **ret_error) {
         if (!json_object_object_get_ex(o, "options", &opts) || !json_object_is_type(opts, json_type_object))
                 return fail(ret_error, "job %" PRIu64 ": missing options", id);
         s = NULL;
-        if (get_string(opts, "format", 32, &s) < 0 || (s && (int) (j->options.format = dfu_image_format_from_string(s)) < 0))
+        if (get_string(opts, "format", 32, &s) < 0 ||
+            (s && (int) (j->options.format = dfu_image_format_from_string(s)) < 0))
                 return fail(ret_error, "job %" PRIu64 ": invalid image format", id);
         r = get_u64(opts, "address", UINT32_MAX, &v);
         if (r < 0)
@@ -261,7 +262,8 @@ int job_from_json(json_object *o, size_t log_max, Job **ret, char **ret_error) {
 
         if (get_u64(o, "bytes-done", UINT32_MAX * 4ULL, &j->bytes_done) < 0 ||
             get_u64(o, "bytes-total", UINT32_MAX * 4ULL, &j->bytes_total) < 0 ||
-            get_u64(o, "created", INT64_MAX, &j->created) < 0 || get_u64(o, "finished", INT64_MAX, &j->finished) < 0)
+            get_u64(o, "created", INT64_MAX, &j->created) < 0 ||
+            get_u64(o, "finished", INT64_MAX, &j->finished) < 0)
                 return fail(ret_error, "job %" PRIu64 ": invalid counters", id);
         v = 0;
         if (get_u64(o, "progress", 100, &v) < 0)
@@ -286,7 +288,8 @@ int job_from_json(json_object *o, size_t log_max, Job **ret, char **ret_error) {
                 return fail(ret_error, "job %" PRIu64 ": failed without an error", id);
 
         if (json_object_object_get_ex(o, "verified", &arr)) {
-                if (!json_object_is_type(arr, json_type_array) || json_object_array_length(arr) > JOB_MAX_VERIFIED)
+                if (!json_object_is_type(arr, json_type_array) ||
+                    json_object_array_length(arr) > JOB_MAX_VERIFIED)
                         return fail(ret_error, "job %" PRIu64 ": invalid verified list", id);
                 for (size_t i = 0; i < json_object_array_length(arr); i++) {
                         json_object *e = json_object_array_get_idx(arr, i);
@@ -295,8 +298,9 @@ int job_from_json(json_object *o, size_t log_max, Job **ret, char **ret_error) {
                         if (!json_object_is_type(e, json_type_object) || get_u64(e, "alt", 255, &alt) <= 0 ||
                             get_u64(e, "address", UINT32_MAX, &address) <= 0 ||
                             get_u64(e, "size", UINT32_MAX, &size) <= 0 || size == 0 ||
-                            address + size - 1 > UINT32_MAX || get_u64(e, "data-size", UINT32_MAX, &data_size) < 0 ||
-                            data_size > size || get_u64(e, "crc", UINT32_MAX, &crc) <= 0 ||
+                            address + size - 1 > UINT32_MAX ||
+                            get_u64(e, "data-size", UINT32_MAX, &data_size) < 0 || data_size > size ||
+                            get_u64(e, "crc", UINT32_MAX, &crc) <= 0 ||
                             get_string(e, "state", 16, &st) < 0 ||
                             (st && !streq(st, "verified") && !streq(st, "skipped")))
                                 return fail(ret_error, "job %" PRIu64 ": invalid verified[%zu]", id, i);
@@ -306,7 +310,8 @@ int job_from_json(json_object *o, size_t log_max, Job **ret, char **ret_error) {
                                 .size = (uint32_t) size,
                                 .data_size = (uint32_t) data_size,
                                 .crc = (uint32_t) crc,
-                                .state = st && streq(st, "skipped") ? DFU_SECTOR_SKIPPED : DFU_SECTOR_VERIFIED,
+                                .state = st && streq(st, "skipped") ? DFU_SECTOR_SKIPPED
+                                                                    : DFU_SECTOR_VERIFIED,
                         };
                         r = job_add_verified(j, &sec);
                         if (r < 0)
@@ -372,7 +377,8 @@ int journal_save_job(Journal *jn, const Job *j) {
         r = job_to_json(j, &o);
         if (r < 0)
                 return r;
-        const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        const char *s =
+                json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         if (!s)
                 return -ENOMEM;
         job_file_name(j->id, name);

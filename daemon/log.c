@@ -22,7 +22,8 @@ void log_set_timestamps(bool b) {
         timestamps = b;
 }
 
-int log_internal(int level, int error, const char *file, int line, const char *func, const char *format, ...) {
+int log_internal(int level, int error, const char *file, int line, const char *func, const char *format,
+                 ...) {
         char buf[2048];
         va_list ap;
 

@@ -20,12 +20,12 @@ void log_set_timestamps(bool b);
 int log_internal(int level, int error, const char *file, int line, const char *func, const char *format, ...)
         _printf_(6, 7);
 
-#define log_full_errno(level, error, ...)                                                          \
-        ({                                                                                         \
-                int _l = (level), _e = (error);                                                    \
-                (log_get_max_level() >= _l) ?                                                      \
-                        log_internal(_l, _e, __FILE__, __LINE__, __func__, __VA_ARGS__) :          \
-                        -(_e < 0 ? -_e : _e);                                                      \
+#define log_full_errno(level, error, ...)                                                 \
+        ({                                                                                \
+                int _l = (level), _e = (error);                                           \
+                (log_get_max_level() >= _l)                                               \
+                        ? log_internal(_l, _e, __FILE__, __LINE__, __func__, __VA_ARGS__) \
+                        : -(_e < 0 ? -_e : _e);                                           \
         })
 #define log_full(level, ...) (void) log_full_errno(level, 0, __VA_ARGS__)
 

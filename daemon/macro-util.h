@@ -45,33 +45,24 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
 #define NSEC_PER_USEC UINT64_C(1000)
 #define USEC_INFINITY UINT64_MAX
 
-/* Free a field and leave NULL behind: p = mfree(p) for a struct member in one statement. */
-#define free_and_replace(a, b)                  \
-        ({                                      \
-                free(a);                        \
-                (a) = (b);                      \
-                (b) = NULL;                     \
-                0;                              \
-        })
-
 #define strna(s) ((s) ? (s) : "n/a")
 #define strempty(s) ((s) ? (s) : "")
 #define isempty(s) (!(s) || !(s)[0])
 
-#define IN_SET(x, ...)                                                          \
-        ({                                                                      \
-                bool _found = false;                                            \
-                const __typeof__(x) _set[] = { __VA_ARGS__ };                   \
-                for (size_t _i = 0; _i < ELEMENTSOF(_set); _i++)                \
-                        if (_set[_i] == (x)) {                                  \
-                                _found = true;                                  \
-                                break;                                          \
-                        }                                                       \
-                _found;                                                         \
+#define IN_SET(x, ...)                                           \
+        ({                                                       \
+                bool _found = false;                             \
+                const __typeof__(x) _set[] = { __VA_ARGS__ };    \
+                for (size_t _i = 0; _i < ELEMENTSOF(_set); _i++) \
+                        if (_set[_i] == (x)) {                   \
+                                _found = true;                   \
+                                break;                           \
+                        }                                        \
+                _found;                                          \
         })
 
-#define RET_NERRNO(expr)                        \
-        ({                                      \
-                int _r_ = (expr);               \
-                _r_ < 0 ? -errno : _r_;         \
+#define RET_NERRNO(expr)                \
+        ({                              \
+                int _r_ = (expr);       \
+                _r_ < 0 ? -errno : _r_; \
         })

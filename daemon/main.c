@@ -11,10 +11,12 @@
 
 static void help(void) {
         printf("%s [OPTIONS...]\n\n"
-               "Keeps USB-attached STM32 devices on the right firmware (D-Bus service " DFUD_BUS_NAME ").\n\n"
+               "Keeps USB-attached STM32 devices on the right firmware (D-Bus service " DFUD_BUS_NAME
+               ").\n\n"
                "  -h --help               Show this help\n"
                "     --version            Show the version\n"
-               "     --state-dir=DIR      Journal and images (default: $STATE_DIRECTORY or " DFUD_STATE_DIR ")\n"
+               "     --state-dir=DIR      Journal and images (default: $STATE_DIRECTORY or " DFUD_STATE_DIR
+               ")\n"
                "     --config-dir=DIR     dfud.conf and dfud.conf.d/ (default: " DFUD_CONF_DIR ")\n"
                "     --user-bus           Serve on the user bus instead of the system bus\n"
                "     --bus-address=ADDR   Serve on the bus at ADDR\n"
@@ -23,7 +25,14 @@ static void help(void) {
 }
 
 static int run(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_STATE_DIR, ARG_CONFIG_DIR, ARG_USER_BUS, ARG_BUS_ADDRESS, ARG_DEBUG };
+        enum {
+                ARG_VERSION = 0x100,
+                ARG_STATE_DIR,
+                ARG_CONFIG_DIR,
+                ARG_USER_BUS,
+                ARG_BUS_ADDRESS,
+                ARG_DEBUG
+        };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },

@@ -56,8 +56,8 @@ static int method_list_devices(sd_bus_message *msg, void *userdata, sd_bus_error
                 if (r < 0)
                         return r;
                 device_bus_ids(d, &vid, &pid, &serial);
-                r = sd_bus_message_append(reply, "(sssqqso)", d->id, device_mode_to_string(d->mode), strempty(serial),
-                                          vid, pid, strempty(d->port), path);
+                r = sd_bus_message_append(reply, "(sssqqso)", d->id, device_mode_to_string(d->mode),
+                                          strempty(serial), vid, pid, strempty(d->port), path);
                 if (r < 0)
                         return r;
         }
@@ -82,8 +82,8 @@ static int method_list_jobs(sd_bus_message *msg, void *userdata, sd_bus_error *e
                 Job *j = m->jobs[i];
                 char path[64];
                 manager_job_path(j->id, path);
-                r = sd_bus_message_append(reply, "(tossu)", j->id, path, j->device_id, job_state_to_string(j->state),
-                                          (uint32_t) j->progress);
+                r = sd_bus_message_append(reply, "(tossu)", j->id, path, j->device_id,
+                                          job_state_to_string(j->state), (uint32_t) j->progress);
                 if (r < 0)
                         return r;
         }
@@ -123,6 +123,7 @@ static int property_get_version(sd_bus *bus, const char *path, const char *inter
 
 /* Every method is UNPRIVILEGED for sd-bus: reading is open to anyone the D-Bus policy lets in, and
  * the mutating ones ask polkit themselves. */
+/* clang-format off */
 const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("DaemonVersion", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -149,6 +150,7 @@ const sd_bus_vtable manager_vtable[] = {
         SD_BUS_SIGNAL_WITH_ARGS("JobRemoved", SD_BUS_ARGS("t", id, "o", job, "s", result), 0),
         SD_BUS_VTABLE_END,
 };
+/* clang-format on */
 
 int manager_bus_register(Manager *m, sd_bus *bus) {
         int r;
@@ -166,6 +168,6 @@ int manager_bus_emit_job_removed(Manager *m, Job *j) {
         if (!m->bus || manager_job_result(j, &result) < 0)
                 return 0;
         manager_job_path(j->id, path);
-        return sd_bus_emit_signal(m->bus, DFUD_OBJECT_ROOT, DFUD_INTERFACE_MANAGER, "JobRemoved", "tos", j->id, path,
-                                  result);
+        return sd_bus_emit_signal(m->bus, DFUD_OBJECT_ROOT, DFUD_INTERFACE_MANAGER, "JobRemoved", "tos",
+                                  j->id, path, result);
 }

@@ -84,7 +84,8 @@ int manager_resolve_settings(Manager *m, const Device *d, DeviceSettings *ret) {
         if (d->dfu.known)
                 ids[n++] = (ConfigIdentity) { d->dfu.vendor_id, d->dfu.product_id, d->dfu.serial };
         if (d->usb)
-                ids[n++] = (ConfigIdentity) { d->usb->desc.vendor_id, d->usb->desc.product_id, d->usb->serial };
+                ids[n++] =
+                        (ConfigIdentity) { d->usb->desc.vendor_id, d->usb->desc.product_id, d->usb->serial };
         return config_resolve(m->config, ids, n, d->port, ret);
 }
 
@@ -95,7 +96,8 @@ static DeviceRuntime *device_runtime(Manager *m, Device *d) {
         if (dr)
                 return dr;
         dr = calloc(1, sizeof *dr);
-        if (!dr || manager_device_path(d, &path) < 0 || bus_emitter_init(&dr->emitter, path, DFUD_INTERFACE_DEVICE) < 0) {
+        if (!dr || manager_device_path(d, &path) < 0 ||
+            bus_emitter_init(&dr->emitter, path, DFUD_INTERFACE_DEVICE) < 0) {
                 free(dr);
                 return NULL;
         }
@@ -255,7 +257,8 @@ static void host_changed(void *userdata, Job *j, unsigned what) {
         if (what & (JOB_CHANGE_STATE | JOB_CHANGE_SECTOR | JOB_CHANGE_FINISHED))
                 save_job(m, j);
         if (rt && (what & (JOB_CHANGE_STATE | JOB_CHANGE_PROGRESS | JOB_CHANGE_FINISHED)))
-                (void) bus_emitter_change(&rt->emitter, m->bus, what & (JOB_CHANGE_STATE | JOB_CHANGE_FINISHED));
+                (void) bus_emitter_change(&rt->emitter, m->bus,
+                                          what & (JOB_CHANGE_STATE | JOB_CHANGE_FINISHED));
         if (what & JOB_CHANGE_DEVICE) {
                 Device *d = registry_get(m->registry, j->device_id);
                 if (d) {
@@ -417,8 +420,8 @@ void manager_notify_status(Manager *m) {
         for (size_t i = 0; i < m->registry->n_devices; i++)
                 if (m->registry->devices[i]->mode != DEVICE_MODE_ABSENT)
                         present++;
-        (void) sd_notifyf(false, "STATUS=%u device%s connected, %u job%s active", present, present == 1 ? "" : "s",
-                          running, running == 1 ? "" : "s");
+        (void) sd_notifyf(false, "STATUS=%u device%s connected, %u job%s active", present,
+                          present == 1 ? "" : "s", running, running == 1 ? "" : "s");
 }
 
 /* ---- devices ---- */
@@ -446,7 +449,8 @@ static void probe_finish(Manager *m, Device *d, bool ok) {
         if (ok && n > 0) {
                 int r = device_set_layouts(d, dr->probe_strings, n);
                 if (r < 0)
-                        log_warning_errno(r, "Failed to store the memory layout of '%s', ignoring: %m", d->id);
+                        log_warning_errno(r, "Failed to store the memory layout of '%s', ignoring: %m",
+                                          d->id);
                 for (size_t i = 0; i < n; i++)
                         if (dr->probe_strings[i])
                                 log_debug("Device '%s' alt %zu: %s", d->id, i, dr->probe_strings[i]);
@@ -515,7 +519,8 @@ static void start_probe(Manager *m, Device *d) {
                 r = usb_device_get_string(dr->probe, 0, on_probe_string, d);
         }
         if (r < 0) {
-                log_warning_errno(r, "Cannot open %s to read the memory layout of '%s': %m", d->usb->devnode, d->id);
+                log_warning_errno(r, "Cannot open %s to read the memory layout of '%s': %m", d->usb->devnode,
+                                  d->id);
                 probe_finish(m, d, false);
         }
 }
@@ -571,6 +576,15 @@ void manager_usb_added(Manager *m, const UsbInfo *u) {
                          u->serial ? " serial " : "", strempty(u->serial), strna(u->port),
                          device_mode_to_string(d->mode), d->current_job ? " (job running)" : "");
 
+        if (!repeated && d->current_job) {
+                /* re-enumerations belong in the job's log too: they are half of what happened */
+                Job *j = manager_get_job(m, d->current_job);
+                if (j)
+                        (void) job_log(j, now_rt(), "USB: %04x:%04x enumerated on port %s (%s mode).",
+                                       u->desc.vendor_id, u->desc.product_id, strna(u->port),
+                                       device_mode_to_string(d->mode));
+        }
+
         if (d->mode == DEVICE_MODE_DFU && !d->probed)
                 start_probe(m, d);
         else
@@ -599,6 +613,11 @@ void manager_usb_removed(Manager *m, const char *syspath) {
                 close_jump(dr);
         }
         log_info("Device '%s' left port %s.", d->id, strna(d->port));
+        if (d->current_job) {
+                Job *j = manager_get_job(m, d->current_job);
+                if (j)
+                        (void) job_log(j, now_rt(), "USB: device left port %s.", strna(d->port));
+        }
         device_detach(d, now_rt());
         device_notify(m, d);
 }
@@ -669,7 +688,8 @@ static void usb_rearm_timer(Manager *m) {
                 return;
         }
         if (!m->usb_timer)
-                (void) sd_event_add_time_relative(m->event, &m->usb_timer, CLOCK_MONOTONIC, t, 1, on_usb_timer, m);
+                (void) sd_event_add_time_relative(m->event, &m->usb_timer, CLOCK_MONOTONIC, t, 1,
+                                                  on_usb_timer, m);
         else {
                 (void) sd_event_source_set_time_relative(m->usb_timer, t);
                 (void) sd_event_source_set_enabled(m->usb_timer, SD_EVENT_ONESHOT);
@@ -705,7 +725,8 @@ static void on_usb_fd_removed(int fd, void *userdata) {
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Manager *m = userdata;
-        log_info("Received %s, stopping; unfinished jobs stay in the journal.", strsignal((int) si->ssi_signo));
+        log_info("Received %s, stopping; unfinished jobs stay in the journal.",
+                 strsignal((int) si->ssi_signo));
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down");
         manager_stop(m);
         return sd_event_exit(sd_event_source_get_event(s), 0);
@@ -837,9 +858,10 @@ static int load_state(Manager *m) {
 
         r = registry_load(m->registry, m->journal->dir_fd, &error);
         if (r < 0) {
-                log_error_errno(r, "Device registry %s/%s is unreadable (%s), starting without it.", m->state_dir,
-                                REGISTRY_FILE, error ? error : strerror(-r));
-                (void) renameat(m->journal->dir_fd, REGISTRY_FILE, m->journal->dir_fd, REGISTRY_FILE ".corrupt");
+                log_error_errno(r, "Device registry %s/%s is unreadable (%s), starting without it.",
+                                m->state_dir, REGISTRY_FILE, error ? error : strerror(-r));
+                (void) renameat(m->journal->dir_fd, REGISTRY_FILE, m->journal->dir_fd,
+                                REGISTRY_FILE ".corrupt");
                 registry_free(m->registry);
                 r = registry_new(&m->registry);
                 if (r < 0)
@@ -883,7 +905,8 @@ static int load_state(Manager *m) {
                         if (!device_runtime(m, d))
                                 return -ENOMEM;
                 }
-                (void) job_log(j, now_rt(), "Daemon started: waiting for the device to resume (%zu sectors verified).",
+                (void) job_log(j, now_rt(),
+                               "Daemon started: waiting for the device to resume (%zu sectors verified).",
                                j->n_verified);
                 (void) job_set_state(j, JOB_WAITING_FOR_DEVICE, now_rt());
                 save_job(m, j);
@@ -924,12 +947,14 @@ int manager_startup(Manager *m) {
                 r = udev_watch_new(on_udev_event, m, &m->udev);
                 if (r < 0)
                         return log_error_errno(r, "Failed to start the udev monitor: %m");
-                r = sd_event_add_io(m->event, &m->udev_source, udev_watch_get_fd(m->udev), EPOLLIN, on_udev_io, m);
+                r = sd_event_add_io(m->event, &m->udev_source, udev_watch_get_fd(m->udev), EPOLLIN,
+                                    on_udev_io, m);
                 if (r < 0)
                         return r;
                 r = udev_watch_enumerate(m->udev);
                 if (r < 0)
-                        log_warning_errno(r, "Failed to enumerate USB devices, continuing with hotplug only: %m");
+                        log_warning_errno(
+                                r, "Failed to enumerate USB devices, continuing with hotplug only: %m");
         }
         schedule(m);
         return 0;
@@ -1058,8 +1083,10 @@ static void pending_free(PendingCall *p) {
 static int reply_denied(sd_bus_message *msg, int r, const char *action) {
         if (r < 0)
                 return sd_bus_reply_method_errorf(msg, DFUD_ERROR_ACCESS_DENIED,
-                                                  "Authorization check for %s failed: %s", action, strerror(-r));
-        return sd_bus_reply_method_errorf(msg, DFUD_ERROR_ACCESS_DENIED, "Not authorized (polkit action %s).", action);
+                                                  "Authorization check for %s failed: %s", action,
+                                                  strerror(-r));
+        return sd_bus_reply_method_errorf(msg, DFUD_ERROR_ACCESS_DENIED,
+                                          "Not authorized (polkit action %s).", action);
 }
 
 static int read_options(sd_bus_message *msg, JobOptions *o, sd_bus_error *error) {
@@ -1084,7 +1111,8 @@ static int read_options(sd_bus_message *msg, JobOptions *o, sd_bus_error *error)
                                 r = sd_bus_message_read(msg, "v", "t", &v);
                                 if (r >= 0 && v > UINT32_MAX)
                                         return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                                 "Address 0x%" PRIx64 " is beyond 32 bits.", v);
+                                                                 "Address 0x%" PRIx64 " is beyond 32 bits.",
+                                                                 v);
                                 o->address = (uint32_t) v;
                         } else if (streq(contents, "u"))
                                 r = sd_bus_message_read(msg, "v", "u", &o->address);
@@ -1101,9 +1129,10 @@ static int read_options(sd_bus_message *msg, JobOptions *o, sd_bus_error *error)
                         if (r >= 0) {
                                 o->format = dfu_image_format_from_string(f);
                                 if ((int) o->format < 0)
-                                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                                 "Unknown format '%s' (auto, dfuse, dfu, ihex, elf, bin).",
-                                                                 f);
+                                        return sd_bus_error_setf(
+                                                error, SD_BUS_ERROR_INVALID_ARGS,
+                                                "Unknown format '%s' (auto, dfuse, dfu, ihex, elf, bin).",
+                                                f);
                         }
                 } else {
                         bool *b = streq(key, DFUD_OPTION_VERIFY)            ? &o->verify
@@ -1114,8 +1143,8 @@ static int read_options(sd_bus_message *msg, JobOptions *o, sd_bus_error *error)
                                                                             : NULL;
                         int v;
                         if (!b)
-                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown option '%s'.",
-                                                         key);
+                                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                         "Unknown option '%s'.", key);
                         if (!streq(contents, "b"))
                                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                                          "Option '%s' must be a boolean.", key);
@@ -1168,8 +1197,8 @@ static int create_job(Manager *m, PendingCall *p, Device *d, Job **ret) {
         if (p->has_version)
                 bcd_to_version(p->version, v);
         (void) job_log(j, j->created, "Created by %s for device '%s': %zu bytes, sha256 %s%s%s.",
-                       sender ? sender : "a direct connection", d->id, p->size, sha, p->has_version ? ", version " : "",
-                       v);
+                       sender ? sender : "a direct connection", d->id, p->size, sha,
+                       p->has_version ? ", version " : "", v);
 
         Job **nj = realloc(m->jobs, (m->n_jobs + 1) * sizeof(Job *));
         if (!nj)
@@ -1208,7 +1237,8 @@ static void on_update_authorized(int r, sd_bus_message *msg, void *userdata) {
         }
         d = registry_get(m->registry, p->device_id);
         if (!d) {
-                (void) sd_bus_reply_method_errorf(msg, DFUD_ERROR_DEVICE_NOT_FOUND, "Device '%s' is gone.", p->device_id);
+                (void) sd_bus_reply_method_errorf(msg, DFUD_ERROR_DEVICE_NOT_FOUND, "Device '%s' is gone.",
+                                                  p->device_id);
                 goto finish;
         }
         r = create_job(m, p, d, &j);
@@ -1249,19 +1279,21 @@ int manager_method_update(Manager *m, sd_bus_message *msg, Device *d, sd_bus_err
                 goto finish;
 
         if (s.ignore) {
-                r = sd_bus_error_setf(error, DFUD_ERROR_NOT_SUPPORTED, "Device '%s' is ignored by configuration.", d->id);
+                r = sd_bus_error_setf(error, DFUD_ERROR_NOT_SUPPORTED,
+                                      "Device '%s' is ignored by configuration.", d->id);
                 goto finish;
         }
         if (active_jobs(m) >= m->config->max_queued_jobs) {
-                r = sd_bus_error_setf(error, DFUD_ERROR_TOO_MANY_JOBS, "%u jobs are queued or running already.",
-                                      active_jobs(m));
+                r = sd_bus_error_setf(error, DFUD_ERROR_TOO_MANY_JOBS,
+                                      "%u jobs are queued or running already.", active_jobs(m));
                 goto finish;
         }
         if (d->mode == DEVICE_MODE_APPLICATION && device_jump_method(d, &s) == JUMP_NONE) {
-                r = sd_bus_error_setf(error, DFUD_ERROR_NOT_SUPPORTED,
-                                      "Device '%s' runs its application and has no way configured to enter its "
-                                      "bootloader (set \"jump\" in dfud.conf, or start it in DFU mode).",
-                                      d->id);
+                r = sd_bus_error_setf(
+                        error, DFUD_ERROR_NOT_SUPPORTED,
+                        "Device '%s' runs its application and has no way configured to enter its "
+                        "bootloader (set \"jump\" in dfud.conf, or start it in DFU mode).",
+                        d->id);
                 goto finish;
         }
 
@@ -1273,7 +1305,8 @@ int manager_method_update(Manager *m, sd_bus_message *msg, Device *d, sd_bus_err
                 goto finish;
         }
         if (r == -EFBIG) {
-                r = sd_bus_error_setf(error, DFUD_ERROR_INVALID_IMAGE, "The firmware file is larger than %u MiB.",
+                r = sd_bus_error_setf(error, DFUD_ERROR_INVALID_IMAGE,
+                                      "The firmware file is larger than %u MiB.",
                                       DFU_IMAGE_MAX_FILE_SIZE / (1024 * 1024));
                 goto finish;
         }
@@ -1306,7 +1339,8 @@ int manager_method_update(Manager *m, sd_bus_message *msg, Device *d, sd_bus_err
         if (r == -ENOMEM)
                 goto finish;
         if (r < 0) {
-                r = sd_bus_error_setf(error, DFUD_ERROR_INVALID_IMAGE, "Invalid firmware for device '%s': %s", d->id,
+                r = sd_bus_error_setf(error, DFUD_ERROR_INVALID_IMAGE,
+                                      "Invalid firmware for device '%s': %s", d->id,
                                       why ? why : "unknown error");
                 goto finish;
         }
@@ -1364,11 +1398,13 @@ static void on_cancel_authorized(int r, sd_bus_message *msg, void *userdata) {
         }
         j = manager_get_job(m, p->job_id);
         if (!j) {
-                (void) sd_bus_reply_method_errorf(msg, DFUD_ERROR_JOB_NOT_FOUND, "Job %" PRIu64 " is gone.", p->job_id);
+                (void) sd_bus_reply_method_errorf(msg, DFUD_ERROR_JOB_NOT_FOUND, "Job %" PRIu64 " is gone.",
+                                                  p->job_id);
                 goto finish;
         }
         if (job_state_is_final(j->state)) {
-                (void) sd_bus_reply_method_errorf(msg, DFUD_ERROR_JOB_NOT_FOUND, "Job %" PRIu64 " already %s.", j->id,
+                (void) sd_bus_reply_method_errorf(msg, DFUD_ERROR_JOB_NOT_FOUND,
+                                                  "Job %" PRIu64 " already %s.", j->id,
                                                   job_state_to_string(j->state));
                 goto finish;
         }
@@ -1391,8 +1427,8 @@ int manager_method_cancel(Manager *m, sd_bus_message *msg, Job *j, sd_bus_error 
         int r;
 
         if (job_state_is_final(j->state))
-                return sd_bus_error_setf(error, DFUD_ERROR_JOB_NOT_FOUND, "Job %" PRIu64 " already %s.", j->id,
-                                         job_state_to_string(j->state));
+                return sd_bus_error_setf(error, DFUD_ERROR_JOB_NOT_FOUND, "Job %" PRIu64 " already %s.",
+                                         j->id, job_state_to_string(j->state));
         p = pending_new(m, PENDING_CANCEL, msg);
         if (!p)
                 return -ENOMEM;
@@ -1445,8 +1481,9 @@ static int do_enter_bootloader(Manager *m, Device *d, sd_bus_error *error) {
                 uint16_t wt = d->usb->desc.has_functional ? d->usb->desc.functional.detach_timeout_ms : 1000;
                 r = host_open(m, NULL, d, iface, &t);
                 if (r >= 0)
-                        r = t.ops->control(t.data, DFU_REQUEST_TYPE_OUT, DFU_REQUEST_DETACH, MIN(wt, (uint16_t) 1000),
-                                           iface, NULL, 0, 2000, on_detach_sent, d);
+                        r = t.ops->control(t.data, DFU_REQUEST_TYPE_OUT, DFU_REQUEST_DETACH,
+                                           MIN(wt, (uint16_t) 1000), iface, NULL, 0, 2000, on_detach_sent,
+                                           d);
                 if (r < 0) {
                         dr->handle = usb_device_close(dr->handle);
                         r = sd_bus_error_setf(error, DFUD_ERROR_PROTOCOL, "DFU_DETACH on port %s failed: %s",
@@ -1464,7 +1501,7 @@ static int do_enter_bootloader(Manager *m, Device *d, sd_bus_error *error) {
                 }
                 close_jump(dr);
                 dr->jump_tty_fd = open(d->tty, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-                r = dr->jump_tty_fd < 0 ? -errno
+                r = dr->jump_tty_fd < 0         ? -errno
                     : method == JUMP_TOUCH_1200 ? cdc_jump_touch_1200(dr->jump_tty_fd)
                                                 : cdc_jump_send_command(dr->jump_tty_fd, cmd, strlen(cmd));
                 if (r < 0) {
@@ -1474,9 +1511,10 @@ static int do_enter_bootloader(Manager *m, Device *d, sd_bus_error *error) {
                         break;
                 }
                 /* keep the line open a moment; it is closed when the device drops off */
-                (void) sd_event_add_time_relative(m->event, &dr->jump_timer, CLOCK_MONOTONIC, JUMP_TTY_HOLD_USEC, 0,
-                                                  on_jump_timer, dr);
-                log_info("Sent the %s jump to device '%s' on %s.", jump_method_to_string(method), d->id, d->tty);
+                (void) sd_event_add_time_relative(m->event, &dr->jump_timer, CLOCK_MONOTONIC,
+                                                  JUMP_TTY_HOLD_USEC, 0, on_jump_timer, dr);
+                log_info("Sent the %s jump to device '%s' on %s.", jump_method_to_string(method), d->id,
+                         d->tty);
                 break;
         default:
                 r = sd_bus_error_setf(error, DFUD_ERROR_NOT_SUPPORTED,
@@ -1503,13 +1541,14 @@ static void on_enter_authorized(int r, sd_bus_message *msg, void *userdata) {
         }
         d = registry_get(m->registry, p->device_id);
         if (!d || d->mode == DEVICE_MODE_ABSENT) {
-                (void) sd_bus_reply_method_errorf(msg, DFUD_ERROR_DEVICE_GONE, "Device '%s' is not connected.",
-                                                  p->device_id);
+                (void) sd_bus_reply_method_errorf(msg, DFUD_ERROR_DEVICE_GONE,
+                                                  "Device '%s' is not connected.", p->device_id);
                 goto finish;
         }
         if (d->current_job) {
-                (void) sd_bus_reply_method_errorf(msg, DFUD_ERROR_BUSY, "Device '%s' is busy with job %" PRIu64 ".",
-                                                  d->id, d->current_job);
+                (void) sd_bus_reply_method_errorf(msg, DFUD_ERROR_BUSY,
+                                                  "Device '%s' is busy with job %" PRIu64 ".", d->id,
+                                                  d->current_job);
                 goto finish;
         }
         if (d->mode == DEVICE_MODE_DFU) {
@@ -1532,10 +1571,11 @@ int manager_method_enter_bootloader(Manager *m, sd_bus_message *msg, Device *d, 
         int r;
 
         if (d->mode == DEVICE_MODE_ABSENT)
-                return sd_bus_error_setf(error, DFUD_ERROR_DEVICE_GONE, "Device '%s' is not connected.", d->id);
+                return sd_bus_error_setf(error, DFUD_ERROR_DEVICE_GONE, "Device '%s' is not connected.",
+                                         d->id);
         if (d->current_job)
-                return sd_bus_error_setf(error, DFUD_ERROR_BUSY, "Device '%s' is busy with job %" PRIu64 ".", d->id,
-                                         d->current_job);
+                return sd_bus_error_setf(error, DFUD_ERROR_BUSY, "Device '%s' is busy with job %" PRIu64 ".",
+                                         d->id, d->current_job);
         p = pending_new(m, PENDING_ENTER_BOOTLOADER, msg);
         if (!p)
                 return -ENOMEM;

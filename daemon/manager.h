@@ -44,10 +44,10 @@ typedef struct DeviceRuntime {
         Manager *manager;
         Device *device;
         BusEmitter emitter;
-        UsbDevice *probe;       /* reading the alt strings of a DFU-mode device */
+        UsbDevice *probe; /* reading the alt strings of a DFU-mode device */
         unsigned probe_alt;
         char *probe_strings[DFU_MAX_ALTS];
-        UsbDevice *handle;      /* the job's (or EnterBootloader's) handle */
+        UsbDevice *handle; /* the job's (or EnterBootloader's) handle */
         int jump_tty_fd;
         sd_event_source *jump_timer;
 } DeviceRuntime;
@@ -58,7 +58,7 @@ typedef struct JobRuntime {
         Job *job;
         BusEmitter emitter;
         sd_event_source *timer;
-        bool finish_pending;    /* JobRemoved and clean-up are due */
+        bool finish_pending; /* JobRemoved and clean-up are due */
 } JobRuntime;
 
 struct Manager {

@@ -75,7 +75,8 @@ static int fallback_uid(PolkitQuery *q) {
 
         q->slot = sd_bus_slot_unref(q->slot);
         return sd_bus_call_method_async(bus, &q->slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                        "org.freedesktop.DBus", "GetConnectionUnixUser", on_unix_user, q, "s", sender);
+                                        "org.freedesktop.DBus", "GetConnectionUnixUser", on_unix_user, q,
+                                        "s", sender);
 }
 
 static int on_check_authorization(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
@@ -139,11 +140,10 @@ int polkit_check(sd_bus_message *m, const char *action, PolkitFunc cb, void *use
                                            "/org/freedesktop/PolicyKit1/Authority",
                                            "org.freedesktop.PolicyKit1.Authority", "CheckAuthorization");
         if (r >= 0)
-                r = sd_bus_message_append(call, "(sa{sv})sa{ss}us", "system-bus-name", 1, "name", "s", sender,
-                                          action, 0,
-                                          /* AllowUserInteraction only if the caller asked for it */
-                                          (uint32_t) (sd_bus_message_get_allow_interactive_authorization(m) ? 1 : 0),
-                                          "");
+                r = sd_bus_message_append(
+                        call, "(sa{sv})sa{ss}us", "system-bus-name", 1, "name", "s", sender, action, 0,
+                        /* AllowUserInteraction only if the caller asked for it */
+                        (uint32_t) (sd_bus_message_get_allow_interactive_authorization(m) ? 1 : 0), "");
         if (r >= 0)
                 /* a password prompt can take a while */
                 r = sd_bus_call_async(bus, &q->slot, call, on_check_authorization, q, 120 * USEC_PER_SEC);

@@ -66,7 +66,8 @@ int registry_lookup(const Registry *r, const char *key, Device **ret) {
                                            : streq_ptr(d->port, key);
                         if (!m)
                                 continue;
-                        if (n > 0 && (found->mode != DEVICE_MODE_ABSENT) == (d->mode != DEVICE_MODE_ABSENT)) {
+                        if (n > 0 &&
+                            (found->mode != DEVICE_MODE_ABSENT) == (d->mode != DEVICE_MODE_ABSENT)) {
                                 n++;
                                 continue;
                         }
@@ -95,8 +96,8 @@ Device *registry_match(const Registry *r, const UsbInfo *u, uint64_t now_monoton
         /* 2. we made a device on this port re-enumerate */
         for (size_t i = 0; i < r->n_devices; i++) {
                 d = r->devices[i];
-                if (d->expect_port && streq_ptr(d->expect_port, u->port) && now_monotonic < d->expect_until &&
-                    !d->usb)
+                if (d->expect_port && streq_ptr(d->expect_port, u->port) &&
+                    now_monotonic < d->expect_until && !d->usb)
                         return d;
         }
 
@@ -124,8 +125,9 @@ Device *registry_match(const Registry *r, const UsbInfo *u, uint64_t now_monoton
                 if (d->usb || !d->port || !streq(d->port, u->port))
                         continue;
                 Incarnation *same = device_incarnation(d, mode);
-                if (same->known && !(same->vendor_id == u->desc.vendor_id && same->product_id == u->desc.product_id &&
-                                     isempty(same->serial) && isempty(u->serial)))
+                if (same->known &&
+                    !(same->vendor_id == u->desc.vendor_id && same->product_id == u->desc.product_id &&
+                      isempty(same->serial) && isempty(u->serial)))
                         continue;
                 if (!best || d->last_seen > best->last_seen)
                         best = d;
@@ -147,7 +149,8 @@ int registry_add(Registry *r, Device *d) {
 void registry_remove(Registry *r, Device *d) {
         for (size_t i = 0; i < r->n_devices; i++)
                 if (r->devices[i] == d) {
-                        memmove(r->devices + i, r->devices + i + 1, (r->n_devices - i - 1) * sizeof(Device *));
+                        memmove(r->devices + i, r->devices + i + 1,
+                                (r->n_devices - i - 1) * sizeof(Device *));
                         r->n_devices--;
                         return;
                 }
@@ -201,7 +204,8 @@ static json_object *incarnation_to_json(const Incarnation *i) {
 }
 
 int registry_to_json(const Registry *r, json_object **ret) {
-        _cleanup_(json_object_putp) json_object *root = json_object_new_object(), *arr = json_object_new_array();
+        _cleanup_(json_object_putp) json_object *root = json_object_new_object(),
+                                                *arr = json_object_new_array();
         if (!root || !arr)
                 return -ENOMEM;
         json_object_object_add(root, "version", json_object_new_int(1));
@@ -228,7 +232,8 @@ int registry_to_json(const Registry *r, json_object **ret) {
                                 return -ENOMEM;
                         json_object_object_add(o, "layouts", l);
                         for (size_t k = 0; k < d->n_layouts; k++)
-                                json_object_array_add(l, d->layouts[k] ? json_object_new_string(d->layouts[k]) : NULL);
+                                json_object_array_add(
+                                        l, d->layouts[k] ? json_object_new_string(d->layouts[k]) : NULL);
                 }
                 json_object_object_add(o, "last-seen", json_object_new_int64((int64_t) d->last_seen));
                 if (d->last_error)
@@ -335,7 +340,8 @@ int registry_from_json(Registry *r, json_object *root, char **ret_error) {
                 if (json_object_object_get_ex(o, "read-protected", &v))
                         d->read_protected = json_object_get_boolean(v);
                 if (json_object_object_get_ex(o, "layouts", &v)) {
-                        if (!json_object_is_type(v, json_type_array) || json_object_array_length(v) > DFU_MAX_ALTS)
+                        if (!json_object_is_type(v, json_type_array) ||
+                            json_object_array_length(v) > DFU_MAX_ALTS)
                                 return fail(ret_error, "devices[%zu]: invalid layouts", i);
                         for (size_t a = 0; a < json_object_array_length(v); a++) {
                                 json_object *s = json_object_array_get_idx(v, a);
@@ -363,7 +369,8 @@ int registry_save(const Registry *r, int dir_fd) {
         int k = registry_to_json(r, &o);
         if (k < 0)
                 return k;
-        const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+        const char *s =
+                json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
         if (!s)
                 return -ENOMEM;
         return write_file_atomic_at(dir_fd, REGISTRY_FILE, s, strlen(s), 0644);

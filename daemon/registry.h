@@ -37,7 +37,7 @@ int registry_lookup(const Registry *r, const char *key, Device **ret);
 Device *registry_match(const Registry *r, const UsbInfo *u, uint64_t now_monotonic);
 /* A new Device for u (not attached yet), with a fresh unique id derived from its serial or port. */
 int registry_add_for(Registry *r, const UsbInfo *u, Device **ret);
-int registry_add(Registry *r, Device *d); /* takes ownership */
+int registry_add(Registry *r, Device *d);     /* takes ownership */
 void registry_remove(Registry *r, Device *d); /* does not free */
 
 /* devices.json <-> registry. Parsing failures give -EBADMSG and *ret_error. */

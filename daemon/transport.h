@@ -15,7 +15,8 @@ typedef struct TransportOps {
         /* A control transfer on ep0. IN: data receives up to length bytes. r in done():
          * 0, -EPIPE stall, -ETIMEDOUT, -ENODEV gone, -ECANCELED, -EIO. */
         int (*control)(void *t, uint8_t request_type, uint8_t request, uint16_t value, uint16_t index,
-                       uint8_t *data, uint16_t length, unsigned timeout_ms, TransportDoneFunc done, void *userdata);
+                       uint8_t *data, uint16_t length, unsigned timeout_ms, TransportDoneFunc done,
+                       void *userdata);
         int (*set_alt)(void *t, uint8_t interface, uint8_t alt, TransportDoneFunc done, void *userdata);
         /* USB port reset (for DFU runtimes without bitWillDetach); NULL if unsupported. */
         int (*reset)(void *t, TransportDoneFunc done, void *userdata);

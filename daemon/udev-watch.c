@@ -132,7 +132,8 @@ static void process(UdevWatch *w, struct udev_device *d, UdevAction action) {
                 return;
 
         if (streq(subsystem, "tty")) {
-                struct udev_device *p = udev_device_get_parent_with_subsystem_devtype(d, "usb", "usb_device");
+                struct udev_device *p =
+                        udev_device_get_parent_with_subsystem_devtype(d, "usb", "usb_device");
                 if (!p)
                         return; /* not a USB serial port */
                 ev.tty_devnode = udev_device_get_devnode(d);
@@ -157,7 +158,8 @@ static void process(UdevWatch *w, struct udev_device *d, UdevAction action) {
 int udev_watch_dispatch(UdevWatch *w) {
         /* drain: several events may be queued on one wakeup */
         for (unsigned i = 0; i < 256; i++) {
-                _cleanup_(udev_device_unrefp) struct udev_device *d = udev_monitor_receive_device(w->monitor);
+                _cleanup_(udev_device_unrefp) struct udev_device *d =
+                        udev_monitor_receive_device(w->monitor);
                 if (!d)
                         break;
                 const char *action = udev_device_get_action(d);
@@ -188,7 +190,7 @@ static int enumerate(UdevWatch *w, const char *subsystem) {
         r = udev_enumerate_scan_devices(e);
         if (r < 0)
                 return r;
-        udev_list_entry_foreach(item, udev_enumerate_get_list_entry(e)) {
+        udev_list_entry_foreach (item, udev_enumerate_get_list_entry(e)) {
                 _cleanup_(udev_device_unrefp) struct udev_device *d =
                         udev_device_new_from_syspath(w->udev, udev_list_entry_get_name(item));
                 if (!d)

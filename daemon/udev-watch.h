@@ -11,7 +11,7 @@
 #include "device.h"
 
 typedef enum UdevAction {
-        UDEV_ACTION_ADD,    /* add, change, bind, and every device found by the enumeration */
+        UDEV_ACTION_ADD, /* add, change, bind, and every device found by the enumeration */
         UDEV_ACTION_REMOVE,
 } UdevAction;
 

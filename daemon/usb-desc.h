@@ -15,7 +15,7 @@ typedef struct UsbDescInfo {
         uint16_t vendor_id, product_id, bcd_device;
         uint8_t i_serial;
         bool has_dfu;
-        bool dfu_runtime;        /* interface protocol 1 (else 2: DFU mode) */
+        bool dfu_runtime; /* interface protocol 1 (else 2: DFU mode) */
         uint8_t dfu_interface;
         uint8_t n_alts;
         uint8_t alt_string[DFU_MAX_ALTS]; /* iInterface of each alt setting, by alt number */

@@ -18,9 +18,9 @@ struct UsbContext {
          * callback only queues the transfer here, and dispatch runs our callbacks afterwards. */
         bool dispatching;
         UsbXfer *completed, *completed_tail;
-        UsbDevice *graveyard;   /* closed while dispatching, released after */
-        pthread_mutex_t lock;   /* guards `finished`, written by reset threads */
-        UsbXfer *finished;      /* resets completed by their thread, reported from dispatch */
+        UsbDevice *graveyard; /* closed while dispatching, released after */
+        pthread_mutex_t lock; /* guards `finished`, written by reset threads */
+        UsbXfer *finished;    /* resets completed by their thread, reported from dispatch */
 };
 
 struct UsbDevice {
@@ -28,9 +28,9 @@ struct UsbDevice {
         libusb_device_handle *handle;
         int fd;
         bool closed;
-        uint32_t claimed;       /* bit mask of claimed interfaces (< 32) */
-        UsbXfer *pending;       /* in flight (transfers and resets) */
-        uint16_t langid;        /* first language of the string descriptors, 0 = not read yet */
+        uint32_t claimed; /* bit mask of claimed interfaces (< 32) */
+        UsbXfer *pending; /* in flight (transfers and resets) */
+        uint16_t langid;  /* first language of the string descriptors, 0 = not read yet */
         UsbDevice *next_dead;
 };
 
@@ -41,10 +41,10 @@ struct UsbXfer {
         UsbStringFunc string_cb;
         uint8_t string_index;
         void *userdata;
-        uint8_t *in_buf;        /* where IN data goes */
+        uint8_t *in_buf; /* where IN data goes */
         uint16_t length;
         int reset_result;
-        bool completing;        /* finished: not to be cancelled, waiting for (or in) its callback */
+        bool completing; /* finished: not to be cancelled, waiting for (or in) its callback */
         int result;
         size_t actual;
         UsbXfer *next_done;     /* in the context's completed list */
@@ -108,7 +108,9 @@ static void on_libusb_log(libusb_context *ctx, enum libusb_log_level level, cons
         size_t n = strlen(str);
         while (n > 0 && str[n - 1] == '\n')
                 n--;
-        log_full(level <= LIBUSB_LOG_LEVEL_ERROR ? LOG_ERR : level == LIBUSB_LOG_LEVEL_WARNING ? LOG_DEBUG : LOG_DEBUG,
+        log_full(level <= LIBUSB_LOG_LEVEL_ERROR     ? LOG_ERR
+                 : level == LIBUSB_LOG_LEVEL_WARNING ? LOG_DEBUG
+                                                     : LOG_DEBUG,
                  "libusb: %.*s", (int) n, str);
 }
 
@@ -127,7 +129,8 @@ int usb_context_new(UsbContext **ret) {
                 return usb_error_to_errno(r);
         libusb_set_log_cb(c->ctx, on_libusb_log, LIBUSB_LOG_CB_CONTEXT);
         (void) libusb_set_option(c->ctx, LIBUSB_OPTION_LOG_LEVEL,
-                                 log_get_max_level() >= LOG_DEBUG ? LIBUSB_LOG_LEVEL_WARNING : LIBUSB_LOG_LEVEL_ERROR);
+                                 log_get_max_level() >= LOG_DEBUG ? LIBUSB_LOG_LEVEL_WARNING
+                                                                  : LIBUSB_LOG_LEVEL_ERROR);
         pthread_mutex_init(&c->lock, NULL);
         *ret = TAKE_PTR(c);
         return 0;
@@ -344,7 +347,8 @@ static void deliver(UsbXfer *x) {
 
         if (!d->closed) {
                 if (x->in_buf && actual > 0)
-                        memcpy(x->in_buf, libusb_control_transfer_get_data(t), MIN(actual, (size_t) x->length));
+                        memcpy(x->in_buf, libusb_control_transfer_get_data(t),
+                               MIN(actual, (size_t) x->length));
                 if (x->string_cb) {
                         uint8_t *p = libusb_control_transfer_get_data(t);
                         char s[128];
@@ -371,8 +375,9 @@ static void deliver(UsbXfer *x) {
         device_maybe_free(d);
 }
 
-static int submit_control(UsbDevice *d, uint8_t request_type, uint8_t request, uint16_t value, uint16_t index,
-                          const uint8_t *out, uint16_t length, unsigned timeout_ms, UsbXfer **ret) {
+static int submit_control(UsbDevice *d, uint8_t request_type, uint8_t request, uint16_t value,
+                          uint16_t index, const uint8_t *out, uint16_t length, unsigned timeout_ms,
+                          UsbXfer **ret) {
         _cleanup_free_ UsbXfer *x = calloc(1, sizeof *x);
         uint8_t *buf;
         int r;
@@ -423,11 +428,13 @@ static int transport_control(void *t, uint8_t request_type, uint8_t request, uin
         return 0;
 }
 
-static int transport_set_alt(void *t, uint8_t interface, uint8_t alt, TransportDoneFunc done, void *userdata) {
+static int transport_set_alt(void *t, uint8_t interface, uint8_t alt, TransportDoneFunc done,
+                             void *userdata) {
         /* SET_INTERFACE as a plain async control request: libusb_set_interface_alt_setting() is a
          * synchronous ioctl that would block the loop for a whole control transfer */
-        return transport_control(t, LIBUSB_ENDPOINT_OUT | LIBUSB_REQUEST_TYPE_STANDARD | LIBUSB_RECIPIENT_INTERFACE,
-                                 LIBUSB_REQUEST_SET_INTERFACE, alt, interface, NULL, 0, 5000, done, userdata);
+        return transport_control(
+                t, LIBUSB_ENDPOINT_OUT | LIBUSB_REQUEST_TYPE_STANDARD | LIBUSB_RECIPIENT_INTERFACE,
+                LIBUSB_REQUEST_SET_INTERFACE, alt, interface, NULL, 0, 5000, done, userdata);
 }
 
 static void *reset_thread(void *p) {
@@ -497,7 +504,8 @@ int usb_device_get_string(UsbDevice *d, uint8_t index, UsbStringFunc cb, void *u
         int r;
 
         /* index 0 is the language list: read once, internally, before the first string */
-        r = submit_control(d, LIBUSB_ENDPOINT_IN, LIBUSB_REQUEST_GET_DESCRIPTOR, (uint16_t) (LIBUSB_DT_STRING << 8 | index),
+        r = submit_control(d, LIBUSB_ENDPOINT_IN, LIBUSB_REQUEST_GET_DESCRIPTOR,
+                           (uint16_t) (LIBUSB_DT_STRING << 8 | index),
                            index == 0 ? 0 : (d->langid ? d->langid : 0x0409), NULL, 255, 2000, &x);
         if (r < 0)
                 return r;

@@ -49,7 +49,8 @@ int write_file_atomic_at(int dir_fd, const char *name, const void *data, size_t 
         /* unique per attempt; O_EXCL so a stale temp file from a crash is never reused */
         for (unsigned attempt = 0;; attempt++) {
                 if (snprintf(tmp, sizeof tmp, TEMP_FILE_PREFIX "%s.%08x", name,
-                             (unsigned) (random() ^ (now_usec(CLOCK_MONOTONIC) & 0xffffffff))) >= (int) sizeof tmp)
+                             (unsigned) (random() ^ (now_usec(CLOCK_MONOTONIC) & 0xffffffff))) >=
+                    (int) sizeof tmp)
                         return -ENAMETOOLONG;
                 fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
                 if (fd >= 0)
@@ -149,6 +150,13 @@ int mkdir_p(const char *path, mode_t mode) {
         return 0;
 }
 
+void *memdup(const void *p, size_t size) {
+        void *d = malloc(size ? size : 1);
+        if (d && size)
+                memcpy(d, p, size);
+        return d;
+}
+
 /* SHA-256 (FIPS 180-4); only used to name stored images, so speed does not matter. */
 static const uint32_t sha256_k[64] = {
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -167,8 +175,8 @@ static void sha256_block(uint32_t h[8], const uint8_t *p) {
         uint32_t w[64], a, b, c, d, e, f, g, hh;
 
         for (int i = 0; i < 16; i++)
-                w[i] = (uint32_t) p[4 * i] << 24 | (uint32_t) p[4 * i + 1] << 16 | (uint32_t) p[4 * i + 2] << 8 |
-                       p[4 * i + 3];
+                w[i] = (uint32_t) p[4 * i] << 24 | (uint32_t) p[4 * i + 1] << 16 |
+                       (uint32_t) p[4 * i + 2] << 8 | p[4 * i + 3];
         for (int i = 16; i < 64; i++) {
                 uint32_t s0 = ROR32(w[i - 15], 7) ^ ROR32(w[i - 15], 18) ^ (w[i - 15] >> 3);
                 uint32_t s1 = ROR32(w[i - 2], 17) ^ ROR32(w[i - 2], 19) ^ (w[i - 2] >> 10);

@@ -31,6 +31,8 @@ int read_file_at(int dir_fd, const char *name, size_t max, uint8_t **ret, size_t
 int mkdir_p(const char *path, mode_t mode);
 int fsync_dir_fd(int dir_fd);
 
+void *memdup(const void *p, size_t size);
+
 /* SHA-256 as 64 lowercase hex characters + NUL. */
 #define SHA256_HEX_SIZE 65
 void sha256_hex(const void *data, size_t size, char ret[SHA256_HEX_SIZE]);

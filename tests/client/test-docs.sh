@@ -3,17 +3,18 @@
 # The docs keep up with the code: the man pages format without warnings, dfuctl(1) covers every command
 # and option of `dfuctl --help`, and docs/dbus-api.md covers every method, property, signal, error, option
 # and polkit action of the D-Bus contract.
-#   test-docs.sh DFUCTL DFUCTL_MAN DFUD_MAN DBUS_API_MD DFUD_DBUS_H XML...
+#   test-docs.sh DFUCTL DFUCTL_MAN DFUD_MAN DFUD_CONF_MAN DBUS_API_MD DFUD_DBUS_H XML...
 set -u
 DFUCTL=$1
 MAN1=$2
 MAN8=$3
-API=$4
-HEADER=$5
-shift 5
+MAN5=$4
+API=$5
+HEADER=$6
+shift 6
 . "$(dirname "$0")/lib-bus.sh"
 
-for page in "$MAN1" "$MAN8"; do
+for page in "$MAN1" "$MAN8" "$MAN5"; do
         head -n1 "$page" | grep -q '^\.\\" SPDX-License-Identifier: LGPL-2.1-or-later$' || fail "$page: no SPDX line"
         if command -v groff >/dev/null; then
                 LC_ALL=C.UTF-8 groff -man -Tutf8 -ww -z "$page" 2>"$TMP/groff.err"

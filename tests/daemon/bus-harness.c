@@ -54,7 +54,9 @@ void bus_harness_start_full(BusHarness *h, BusHarnessSetup setup, BusHarnessPlug
         if (setup)
                 setup(h, userdata);
 
-        ManagerOptions o = { .state_dir = h->state_dir, .config_dir = h->config_dir, .bus_kind = BUS_KIND_NONE };
+        ManagerOptions o = { .state_dir = h->state_dir,
+                             .config_dir = h->config_dir,
+                             .bus_kind = BUS_KIND_NONE };
         assert(manager_new(&o, &h->manager) == 0);
         assert(manager_startup(h->manager) == 0);
         if (plug)

@@ -50,12 +50,14 @@ static void check_disconnect(Board *b) {
                 for (size_t i = 0; i < b->world->n_events; i++)
                         if (b->world->events[i].kind == EV_UNPLUG)
                                 return;
-                schedule(b->world, (WorldEvent) { .at = MAX(at, b->world->now), .kind = EV_UNPLUG, .board = b });
+                schedule(b->world,
+                         (WorldEvent) { .at = MAX(at, b->world->now), .kind = EV_UNPLUG, .board = b });
         }
 }
 
-static int t_control(void *t, uint8_t request_type, uint8_t request, uint16_t value, uint16_t index, uint8_t *data,
-                     uint16_t length, unsigned timeout_ms, TransportDoneFunc done, void *userdata) {
+static int t_control(void *t, uint8_t request_type, uint8_t request, uint16_t value, uint16_t index,
+                     uint8_t *data, uint16_t length, unsigned timeout_ms, TransportDoneFunc done,
+                     void *userdata) {
         Board *b = t;
         World *w = b->world;
         Stm32Setup setup = { request_type, request, value, index, length };
@@ -69,8 +71,12 @@ static int t_control(void *t, uint8_t request_type, uint8_t request, uint16_t va
                 res = STM32_REPLY;
         else
                 res = stm32_model_control(b->model, w->now, &setup, data, &actual, &reply_at);
-        WorldEvent ev = { .kind = EV_COMPLETE, .board = b, .generation = b->generation, .done = done,
-                          .userdata = userdata, .actual = actual };
+        WorldEvent ev = { .kind = EV_COMPLETE,
+                          .board = b,
+                          .generation = b->generation,
+                          .done = done,
+                          .userdata = userdata,
+                          .actual = actual };
         /* full speed: about 1 ms per control transfer plus the data */
         uint64_t bus = 1000 + length;
         switch (res) {
@@ -101,8 +107,12 @@ static int t_set_alt(void *t, uint8_t interface, uint8_t alt, TransportDoneFunc 
         if (!b->present || !b->model)
                 return -ENODEV;
         int r = stm32_model_set_alt(b->model, alt);
-        schedule(b->world, (WorldEvent) { .at = b->world->now + 1000, .kind = EV_COMPLETE, .board = b,
-                                          .generation = b->generation, .done = done, .userdata = userdata,
+        schedule(b->world, (WorldEvent) { .at = b->world->now + 1000,
+                                          .kind = EV_COMPLETE,
+                                          .board = b,
+                                          .generation = b->generation,
+                                          .done = done,
+                                          .userdata = userdata,
                                           .r = r < 0 ? -EPIPE : 0 });
         return 0;
 }
@@ -176,8 +186,9 @@ void world_init(World *w, const char *rom_profile) {
         assert(config_new(&w->config) == 0);
         assert(config_add_builtin(w->config) == 0);
         /* short waits: the virtual clock does not care, but the test reads better */
-        const char *c = "{\"devices\": [{\"match\": {\"vendor-id\": \"0483\"}, \"timeouts\": {\"bootloader\": 10, "
-                        "\"application\": 15}}]}";
+        const char *c =
+                "{\"devices\": [{\"match\": {\"vendor-id\": \"0483\"}, \"timeouts\": {\"bootloader\": 10, "
+                "\"application\": 15}}]}";
         assert(config_parse(w->config, "test", c, strlen(c), NULL) == 0);
 
         Board *b = calloc(1, sizeof *b);
@@ -278,8 +289,8 @@ static void do_unplug(World *w, bool reboot) {
         b->unplugs++;
         device_detach(b->device, host_now(w, CLOCK_REALTIME));
         if (w->verbose)
-                fprintf(stderr, "  [%8.3f s] unplugged%s%s\n", (double) w->now / 1e6, reboot ? ", reboots as " : "",
-                        reboot && next ? next->name : "");
+                fprintf(stderr, "  [%8.3f s] unplugged%s%s\n", (double) w->now / 1e6,
+                        reboot ? ", reboots as " : "", reboot && next ? next->name : "");
         if (w->exec)
                 job_exec_device_changed(w->exec);
         if (!reboot || b->stay_away || !next)
@@ -287,9 +298,10 @@ static void do_unplug(World *w, bool reboot) {
         if (b->boot_as_app_with_version && next == stm32_profile_find("app"))
                 version = b->forced_version;
         /* re-enumeration takes a moment */
-        schedule(w, (WorldEvent) { .at = w->now + 300000, .kind = next == stm32_profile_find("app") ? EV_PLUG_APP
-                                                                                                  : EV_PLUG_ROM,
-                                   .board = b, .r = version });
+        schedule(w, (WorldEvent) { .at = w->now + 300000,
+                                   .kind = next == stm32_profile_find("app") ? EV_PLUG_APP : EV_PLUG_ROM,
+                                   .board = b,
+                                   .r = version });
 }
 
 void world_unplug(World *w) {

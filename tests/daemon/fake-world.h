@@ -24,12 +24,12 @@ typedef struct Board {
         Stm32Model *model;
         Device *device;
         bool present;
-        unsigned generation;      /* bumped by close: completions of a closed transport are dropped */
-        bool ignore_detach;       /* the application acknowledges DETACH and does nothing */
-        bool stay_away;           /* after the next disconnect, do not come back */
-        bool boot_as_app_with_version;  /* the application reports a forced version */
+        unsigned generation;           /* bumped by close: completions of a closed transport are dropped */
+        bool ignore_detach;            /* the application acknowledges DETACH and does nothing */
+        bool stay_away;                /* after the next disconnect, do not come back */
+        bool boot_as_app_with_version; /* the application reports a forced version */
         uint16_t forced_version;
-        const char *rom_faults[4];      /* for the next bootloader model only */
+        const char *rom_faults[4]; /* for the next bootloader model only */
         unsigned plugs, unplugs;
 } Board;
 

@@ -17,8 +17,10 @@
 /* A board the daemon saw before (devices.json): absent now, application 1.02, F4 memory map. */
 static void setup_state(BusHarness *h, void *userdata) {
         assert(write_text(h->state_dir, "devices.json",
-                          "{\"version\": 1, \"devices\": [{\"id\": \"BOARD1\", \"port\": \"1-1\", \"product\": \"vstm32\","
-                          " \"application\": {\"vendor-id\": 1155, \"product-id\": 22336, \"serial\": \"BOARD1\"},"
+                          "{\"version\": 1, \"devices\": [{\"id\": \"BOARD1\", \"port\": \"1-1\", "
+                          "\"product\": \"vstm32\","
+                          " \"application\": {\"vendor-id\": 1155, \"product-id\": 22336, \"serial\": "
+                          "\"BOARD1\"},"
                           " \"dfu\": {\"vendor-id\": 1155, \"product-id\": 57105, \"serial\": \"ROMUID1\"},"
                           " \"firmware-bcd\": 258,"
                           " \"layouts\": [\"@Internal Flash  /0x08000000/04*016Kg,01*064Kg,07*128Kg\"],"
@@ -41,7 +43,8 @@ static int memfd_with(const void *data, size_t size) {
 }
 
 static void put32(uint8_t *p, uint32_t v) {
-        p[0] = (uint8_t) v, p[1] = (uint8_t) (v >> 8), p[2] = (uint8_t) (v >> 16), p[3] = (uint8_t) (v >> 24);
+        p[0] = (uint8_t) v, p[1] = (uint8_t) (v >> 8), p[2] = (uint8_t) (v >> 16),
+        p[3] = (uint8_t) (v >> 24);
 }
 
 /* 4 KiB raw firmware carrying a vstm32 header with a version */
@@ -58,12 +61,13 @@ static uint8_t *firmware(uint16_t version, size_t *ret_size) {
 }
 
 static int call_update(sd_bus *bus, const char *device, int fd, sd_bus_error *error, uint64_t *ret_id,
-                       const char **ret_path, sd_bus_message **ret_reply, const char *extra_key, char extra_type,
-                       const void *extra) {
+                       const char **ret_path, sd_bus_message **ret_reply, const char *extra_key,
+                       char extra_type, const void *extra) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int r;
 
-        assert(sd_bus_message_new_method_call(bus, &m, NULL, DFUD_OBJECT_ROOT, DFUD_INTERFACE_MANAGER, "Update") >= 0);
+        assert(sd_bus_message_new_method_call(bus, &m, NULL, DFUD_OBJECT_ROOT, DFUD_INTERFACE_MANAGER,
+                                              "Update") >= 0);
         assert(sd_bus_message_append(m, "sh", device, fd) >= 0);
         assert(sd_bus_message_open_container(m, 'a', "{sv}") >= 0);
         assert(sd_bus_message_append(m, "{sv}", DFUD_OPTION_ADDRESS, "t", (uint64_t) 0x08000000) >= 0);
@@ -73,7 +77,8 @@ static int call_update(sd_bus *bus, const char *device, int fd, sd_bus_error *er
                 else if (extra_type == 's')
                         assert(sd_bus_message_append(m, "{sv}", extra_key, "s", (const char *) extra) >= 0);
                 else
-                        assert(sd_bus_message_append(m, "{sv}", extra_key, "u", *(const uint32_t *) extra) >= 0);
+                        assert(sd_bus_message_append(m, "{sv}", extra_key, "u", *(const uint32_t *) extra) >=
+                               0);
         }
         assert(sd_bus_message_close_container(m) >= 0);
         r = sd_bus_call(bus, m, 0, error, ret_reply);
@@ -194,32 +199,38 @@ TEST(test_objects) {
         /* properties: cached state, named as the contract says */
         s = get_string_property(h.client, DFUD_OBJECT_ROOT, DFUD_INTERFACE_MANAGER, "DaemonVersion");
         free(s);
-        s = get_string_property(h.client, DFUD_OBJECT_DEVICE_PREFIX "/BOARD1", DFUD_INTERFACE_DEVICE, "Mode");
+        s = get_string_property(h.client, DFUD_OBJECT_DEVICE_PREFIX "/BOARD1", DFUD_INTERFACE_DEVICE,
+                                "Mode");
         assert(streq(s, "absent"));
         free(s);
-        s = get_string_property(h.client, DFUD_OBJECT_DEVICE_PREFIX "/BOARD1", DFUD_INTERFACE_DEVICE, "FirmwareVersion");
+        s = get_string_property(h.client, DFUD_OBJECT_DEVICE_PREFIX "/BOARD1", DFUD_INTERFACE_DEVICE,
+                                "FirmwareVersion");
         assert(streq(s, "1.02"));
         free(s);
-        s = get_string_property(h.client, DFUD_OBJECT_DEVICE_PREFIX "/BOARD1", DFUD_INTERFACE_DEVICE, "Health");
+        s = get_string_property(h.client, DFUD_OBJECT_DEVICE_PREFIX "/BOARD1", DFUD_INTERFACE_DEVICE,
+                                "Health");
         assert(streq(s, "absent"));
         free(s);
-        s = get_string_property(h.client, DFUD_OBJECT_DEVICE_PREFIX "/ROMUID2", DFUD_INTERFACE_DEVICE, "Mode");
+        s = get_string_property(h.client, DFUD_OBJECT_DEVICE_PREFIX "/ROMUID2", DFUD_INTERFACE_DEVICE,
+                                "Mode");
         assert(streq(s, "dfu"));
         free(s);
-        s = get_string_property(h.client, DFUD_OBJECT_DEVICE_PREFIX "/ROMUID2", DFUD_INTERFACE_DEVICE, "Health");
+        s = get_string_property(h.client, DFUD_OBJECT_DEVICE_PREFIX "/ROMUID2", DFUD_INTERFACE_DEVICE,
+                                "Health");
         assert(streq(s, "bootloader: firmware missing"));
         free(s);
-        s = get_string_property(h.client, DFUD_OBJECT_DEVICE_PREFIX "/ROMUID2", DFUD_INTERFACE_DEVICE, "Port");
+        s = get_string_property(h.client, DFUD_OBJECT_DEVICE_PREFIX "/ROMUID2", DFUD_INTERFACE_DEVICE,
+                                "Port");
         assert(streq(s, "2-1"));
         free(s);
         uint16_t pid;
-        assert(sd_bus_get_property_trivial(h.client, NULL, DFUD_OBJECT_DEVICE_PREFIX "/ROMUID2", DFUD_INTERFACE_DEVICE,
-                                           "ProductId", &error, 'q', &pid) >= 0);
+        assert(sd_bus_get_property_trivial(h.client, NULL, DFUD_OBJECT_DEVICE_PREFIX "/ROMUID2",
+                                           DFUD_INTERFACE_DEVICE, "ProductId", &error, 'q', &pid) >= 0);
         assert(pid == 0xdf11);
 
         /* Memory from the learned layout string */
-        assert(sd_bus_get_property(h.client, NULL, DFUD_OBJECT_DEVICE_PREFIX "/BOARD1", DFUD_INTERFACE_DEVICE, "Memory",
-                                   &error, &reply, "a(sttus)") >= 0);
+        assert(sd_bus_get_property(h.client, NULL, DFUD_OBJECT_DEVICE_PREFIX "/BOARD1",
+                                   DFUD_INTERFACE_DEVICE, "Memory", &error, &reply, "a(sttus)") >= 0);
         const char *name, *layout;
         uint64_t addr, size;
         uint32_t alt;
@@ -229,8 +240,8 @@ TEST(test_objects) {
         reply = sd_bus_message_unref(reply);
 
         /* ListDevices (id, mode, serial, vid, pid, port, path) */
-        assert(sd_bus_call_method(h.client, NULL, DFUD_OBJECT_ROOT, DFUD_INTERFACE_MANAGER, "ListDevices", &error,
-                                  &reply, NULL) >= 0);
+        assert(sd_bus_call_method(h.client, NULL, DFUD_OBJECT_ROOT, DFUD_INTERFACE_MANAGER, "ListDevices",
+                                  &error, &reply, NULL) >= 0);
         const char *id, *mode, *serial, *port, *path;
         uint16_t vid;
         assert(sd_bus_message_enter_container(reply, 'a', "(sssqqso)") > 0);
@@ -240,31 +251,33 @@ TEST(test_objects) {
         reply = sd_bus_message_unref(reply);
 
         /* GetDevice by id, serial, port; named errors otherwise */
-        assert(sd_bus_call_method(h.client, NULL, DFUD_OBJECT_ROOT, DFUD_INTERFACE_MANAGER, "GetDevice", &error, &reply,
-                                  "s", "ROMUID1") >= 0);
-        assert(sd_bus_message_read(reply, "o", &path) > 0 && streq(path, DFUD_OBJECT_DEVICE_PREFIX "/BOARD1"));
+        assert(sd_bus_call_method(h.client, NULL, DFUD_OBJECT_ROOT, DFUD_INTERFACE_MANAGER, "GetDevice",
+                                  &error, &reply, "s", "ROMUID1") >= 0);
+        assert(sd_bus_message_read(reply, "o", &path) > 0 &&
+               streq(path, DFUD_OBJECT_DEVICE_PREFIX "/BOARD1"));
         reply = sd_bus_message_unref(reply);
-        assert(sd_bus_call_method(h.client, NULL, DFUD_OBJECT_ROOT, DFUD_INTERFACE_MANAGER, "GetDevice", &error, &reply,
-                                  "s", "2-1") >= 0);
-        assert(sd_bus_message_read(reply, "o", &path) > 0 && streq(path, DFUD_OBJECT_DEVICE_PREFIX "/ROMUID2"));
+        assert(sd_bus_call_method(h.client, NULL, DFUD_OBJECT_ROOT, DFUD_INTERFACE_MANAGER, "GetDevice",
+                                  &error, &reply, "s", "2-1") >= 0);
+        assert(sd_bus_message_read(reply, "o", &path) > 0 &&
+               streq(path, DFUD_OBJECT_DEVICE_PREFIX "/ROMUID2"));
         reply = sd_bus_message_unref(reply);
-        assert(sd_bus_call_method(h.client, NULL, DFUD_OBJECT_ROOT, DFUD_INTERFACE_MANAGER, "GetDevice", &error, &reply,
-                                  "s", "nope") < 0);
+        assert(sd_bus_call_method(h.client, NULL, DFUD_OBJECT_ROOT, DFUD_INTERFACE_MANAGER, "GetDevice",
+                                  &error, &reply, "s", "nope") < 0);
         assert(sd_bus_error_has_name(&error, DFUD_ERROR_DEVICE_NOT_FOUND));
         assert(sd_bus_error_get_errno(&error) == ENXIO); /* the map is registered */
         sd_bus_error_free(&error);
 
         /* unknown objects are unknown */
-        assert(sd_bus_call_method(h.client, NULL, DFUD_OBJECT_JOB_PREFIX "/999", DFUD_INTERFACE_JOB, "Cancel", &error,
-                                  NULL, NULL) < 0);
+        assert(sd_bus_call_method(h.client, NULL, DFUD_OBJECT_JOB_PREFIX "/999", DFUD_INTERFACE_JOB,
+                                  "Cancel", &error, NULL, NULL) < 0);
         assert(sd_bus_error_has_name(&error, SD_BUS_ERROR_UNKNOWN_OBJECT));
         sd_bus_error_free(&error);
-        assert(sd_bus_call_method(h.client, NULL, DFUD_OBJECT_JOB_PREFIX "/01", DFUD_INTERFACE_JOB, "Cancel", &error,
-                                  NULL, NULL) < 0);
+        assert(sd_bus_call_method(h.client, NULL, DFUD_OBJECT_JOB_PREFIX "/01", DFUD_INTERFACE_JOB, "Cancel",
+                                  &error, NULL, NULL) < 0);
         sd_bus_error_free(&error);
         /* a wrong signature is InvalidArgs */
-        assert(sd_bus_call_method(h.client, NULL, DFUD_OBJECT_ROOT, DFUD_INTERFACE_MANAGER, "GetDevice", &error, NULL,
-                                  "u", 5) < 0);
+        assert(sd_bus_call_method(h.client, NULL, DFUD_OBJECT_ROOT, DFUD_INTERFACE_MANAGER, "GetDevice",
+                                  &error, NULL, "u", 5) < 0);
         assert(sd_bus_error_has_name(&error, SD_BUS_ERROR_INVALID_ARGS));
         sd_bus_error_free(&error);
 
@@ -289,7 +302,8 @@ TEST(test_update_validation) {
         fd = memfd_with(hex, strlen(hex));
         int f = DFU_IMAGE_FORMAT_IHEX;
         (void) f;
-        assert(call_update(h.client, "BOARD1", fd, &error, &id, &path, &reply, DFUD_OPTION_FORMAT, 's', "ihex") < 0);
+        assert(call_update(h.client, "BOARD1", fd, &error, &id, &path, &reply, DFUD_OPTION_FORMAT, 's',
+                           "ihex") < 0);
         assert(sd_bus_error_has_name(&error, DFUD_ERROR_INVALID_IMAGE));
         assert(strstr(error.message, "checksum"));
         fprintf(stderr, "  InvalidImage: %s\n", error.message);
@@ -301,7 +315,8 @@ TEST(test_update_validation) {
         uint8_t *fw = firmware(0x0103, &size);
         fd = memfd_with(fw, size);
         uint32_t far = 0x09000000;
-        assert(call_update(h.client, "BOARD1", fd, &error, &id, &path, &reply, DFUD_OPTION_ADDRESS, 'u', &far) < 0);
+        assert(call_update(h.client, "BOARD1", fd, &error, &id, &path, &reply, DFUD_OPTION_ADDRESS, 'u',
+                           &far) < 0);
         assert(sd_bus_error_has_name(&error, DFUD_ERROR_INVALID_IMAGE));
         fprintf(stderr, "  InvalidImage: %s\n", error.message);
         sd_bus_error_free(&error);
@@ -321,7 +336,8 @@ TEST(test_update_validation) {
         assert(call_update(h.client, "BOARD1", fd, &error, &id, &path, &reply, "colour", 's', "red") < 0);
         assert(sd_bus_error_has_name(&error, SD_BUS_ERROR_INVALID_ARGS));
         sd_bus_error_free(&error);
-        assert(call_update(h.client, "BOARD1", fd, &error, &id, &path, &reply, DFUD_OPTION_FORMAT, 's', "zip") < 0);
+        assert(call_update(h.client, "BOARD1", fd, &error, &id, &path, &reply, DFUD_OPTION_FORMAT, 's',
+                           "zip") < 0);
         assert(sd_bus_error_has_name(&error, SD_BUS_ERROR_INVALID_ARGS));
         sd_bus_error_free(&error);
         assert(call_update(h.client, "nope", fd, &error, &id, &path, &reply, NULL, 0, NULL) < 0);
@@ -341,18 +357,19 @@ TEST(test_update_validation) {
 
         /* none of that created a job, stored an image or touched a device */
         assert(count_files(jobs) == 0 && count_files(images) == 0);
-        assert(sd_bus_call_method(h.client, NULL, DFUD_OBJECT_ROOT, DFUD_INTERFACE_MANAGER, "ListJobs", &error, &reply,
-                                  NULL) >= 0);
+        assert(sd_bus_call_method(h.client, NULL, DFUD_OBJECT_ROOT, DFUD_INTERFACE_MANAGER, "ListJobs",
+                                  &error, &reply, NULL) >= 0);
         assert(sd_bus_message_enter_container(reply, 'a', "(tossu)") > 0);
         assert(sd_bus_message_at_end(reply, false) > 0);
         reply = sd_bus_message_unref(reply);
 
         /* with allow-downgrade it is accepted: a job waits for the absent board */
         b = 1;
-        assert(sd_bus_match_signal(h.client, NULL, NULL, DFUD_OBJECT_ROOT, "org.freedesktop.DBus.ObjectManager",
-                                   "InterfacesAdded", on_interfaces_added, NULL) >= 0);
-        assert(call_update(h.client, "BOARD1", fd, &error, &id, &path, &reply, DFUD_OPTION_ALLOW_DOWNGRADE, 'b', &b) ==
-               0);
+        assert(sd_bus_match_signal(h.client, NULL, NULL, DFUD_OBJECT_ROOT,
+                                   "org.freedesktop.DBus.ObjectManager", "InterfacesAdded",
+                                   on_interfaces_added, NULL) >= 0);
+        assert(call_update(h.client, "BOARD1", fd, &error, &id, &path, &reply, DFUD_OPTION_ALLOW_DOWNGRADE,
+                           'b', &b) == 0);
         assert(id >= 1);
         char *job_path = strdup(path);
         reply = sd_bus_message_unref(reply);
@@ -372,9 +389,10 @@ TEST(test_update_validation) {
         free(cur);
 
         /* Cancel: cancelled, JobRemoved, still queryable with its log */
-        assert(sd_bus_match_signal(h.client, NULL, NULL, DFUD_OBJECT_ROOT, DFUD_INTERFACE_MANAGER, "JobRemoved",
-                                   on_job_removed, NULL) >= 0);
-        assert(sd_bus_call_method(h.client, NULL, job_path, DFUD_INTERFACE_JOB, "Cancel", &error, NULL, NULL) >= 0);
+        assert(sd_bus_match_signal(h.client, NULL, NULL, DFUD_OBJECT_ROOT, DFUD_INTERFACE_MANAGER,
+                                   "JobRemoved", on_job_removed, NULL) >= 0);
+        assert(sd_bus_call_method(h.client, NULL, job_path, DFUD_INTERFACE_JOB, "Cancel", &error, NULL,
+                                  NULL) >= 0);
         wait_for_removed(h.client, id);
         assert(streq(removed_result, "cancelled"));
         state = get_string_property(h.client, job_path, DFUD_INTERFACE_JOB, "State");
@@ -384,11 +402,13 @@ TEST(test_update_validation) {
         assert(streq(en, DFUD_ERROR_CANCELLED));
         free(en);
         /* a second cancel is refused by name */
-        assert(sd_bus_call_method(h.client, NULL, job_path, DFUD_INTERFACE_JOB, "Cancel", &error, NULL, NULL) < 0);
+        assert(sd_bus_call_method(h.client, NULL, job_path, DFUD_INTERFACE_JOB, "Cancel", &error, NULL,
+                                  NULL) < 0);
         assert(sd_bus_error_has_name(&error, DFUD_ERROR_JOB_NOT_FOUND));
         sd_bus_error_free(&error);
 
-        assert(sd_bus_call_method(h.client, NULL, job_path, DFUD_INTERFACE_JOB, "GetLog", &error, &reply, NULL) >= 0);
+        assert(sd_bus_call_method(h.client, NULL, job_path, DFUD_INTERFACE_JOB, "GetLog", &error, &reply,
+                                  NULL) >= 0);
         unsigned lines = 0;
         uint64_t usec;
         const char *text;
@@ -415,8 +435,8 @@ TEST(test_update_validation) {
         char *msg = get_string_property(h.client, job_path, DFUD_INTERFACE_JOB, "ErrorMessage");
         fprintf(stderr, "  failed: %s\n", msg);
         free(msg);
-        char *health = get_string_property(h.client, DFUD_OBJECT_DEVICE_PREFIX "/ROMUID2", DFUD_INTERFACE_DEVICE,
-                                           "Health");
+        char *health = get_string_property(h.client, DFUD_OBJECT_DEVICE_PREFIX "/ROMUID2",
+                                           DFUD_INTERFACE_DEVICE, "Health");
         assert(startswith(health, "last update failed: "));
         free(health);
         free(job_path);
@@ -424,8 +444,8 @@ TEST(test_update_validation) {
         /* the limit on queued jobs (3 in this configuration) */
         for (int i = 0; i < 4; i++) {
                 fd = memfd_with(fw, size);
-                int r = call_update(h.client, "BOARD1", fd, &error, &id, &path, &reply, DFUD_OPTION_ALLOW_DOWNGRADE, 'b',
-                                    &b);
+                int r = call_update(h.client, "BOARD1", fd, &error, &id, &path, &reply,
+                                    DFUD_OPTION_ALLOW_DOWNGRADE, 'b', &b);
                 close(fd);
                 if (i < 3) {
                         assert(r == 0);
@@ -484,16 +504,18 @@ static int on_changed(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         return 0;
 }
 
-static int get_p(sd_bus *bus, const char *path, const char *interface, const char *property, sd_bus_message *reply,
-                 void *userdata, sd_bus_error *error) {
+static int get_p(sd_bus *bus, const char *path, const char *interface, const char *property,
+                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         return sd_bus_message_append(reply, "u", 7);
 }
 
+/* clang-format off */
 static const sd_bus_vtable test_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("P", "u", get_p, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_VTABLE_END,
 };
+/* clang-format on */
 
 static void run_for(sd_event *e, uint64_t usec) {
         uint64_t end = now_usec(CLOCK_MONOTONIC) + usec;
@@ -512,13 +534,15 @@ TEST(test_coalescing) {
         assert(sd_event_new(&e) >= 0);
         assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
         assert(sd_bus_new(&server) >= 0 && sd_bus_set_fd(server, fds[0], fds[0]) >= 0);
-        assert(sd_id128_randomize(&id) >= 0 && sd_bus_set_server(server, 1, id) >= 0 && sd_bus_start(server) >= 0);
+        assert(sd_id128_randomize(&id) >= 0 && sd_bus_set_server(server, 1, id) >= 0 &&
+               sd_bus_start(server) >= 0);
         assert(sd_bus_add_object_vtable(server, NULL, "/t", "org.test", test_vtable, NULL) >= 0);
         assert(sd_bus_attach_event(server, e, 0) >= 0);
-        assert(sd_bus_new(&client) >= 0 && sd_bus_set_fd(client, fds[1], fds[1]) >= 0 && sd_bus_start(client) >= 0);
+        assert(sd_bus_new(&client) >= 0 && sd_bus_set_fd(client, fds[1], fds[1]) >= 0 &&
+               sd_bus_start(client) >= 0);
         assert(sd_bus_attach_event(client, e, 0) >= 0);
-        assert(sd_bus_match_signal(client, NULL, NULL, "/t", "org.freedesktop.DBus.Properties", "PropertiesChanged",
-                                   on_changed, NULL) >= 0);
+        assert(sd_bus_match_signal(client, NULL, NULL, "/t", "org.freedesktop.DBus.Properties",
+                                   "PropertiesChanged", on_changed, NULL) >= 0);
         run_for(e, 20000);
 
         assert(bus_emitter_init(&em, "/t", "org.test") == 0);

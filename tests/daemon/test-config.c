@@ -29,7 +29,8 @@ TEST(test_builtin) {
 
         s = resolve1(c, 0x0483, 0xdf11, "ABC", "1-1");
         assert(s.matched && s.jump == JUMP_NONE && s.layouts && strstr(s.layouts[0], "Internal Flash"));
-        assert(s.bootloader_timeout_usec == 10 * 1000000ULL && s.leave && s.verify && s.poll_policy == DFU_POLL_HONOUR);
+        assert(s.bootloader_timeout_usec == 10 * 1000000ULL && s.leave && s.verify &&
+               s.poll_policy == DFU_POLL_HONOUR);
         device_settings_done(&s);
 
         s = resolve1(c, 0x0483, 0x5740, NULL, "1-1");
@@ -49,10 +50,13 @@ TEST(test_merge_and_identities) {
         const char *text =
                 "{ \"history-size\": 5, \"devices\": ["
                 "  { \"match\": { \"vendor-id\": \"0x1209\", \"product-id\": 1 }, \"jump\": \"command\","
-                "    \"jump-command\": \"BOOT\\n\", \"timeouts\": { \"bootloader\": 2.5 }, \"poll-policy\": \"early\" },"
-                "  { \"match\": { \"vendor-id\": \"1209\", \"serial\": \"S1\" }, \"timeouts\": { \"bootloader\": 4 },"
+                "    \"jump-command\": \"BOOT\\n\", \"timeouts\": { \"bootloader\": 2.5 }, \"poll-policy\": "
+                "\"early\" },"
+                "  { \"match\": { \"vendor-id\": \"1209\", \"serial\": \"S1\" }, \"timeouts\": { "
+                "\"bootloader\": 4 },"
                 "    \"writable-regions\": [ \"Internal Flash\" ], \"leave\": false },"
-                "  { \"match\": { \"vendor-id\": \"0483\", \"product-id\": \"df11\" }, \"timeouts\": { \"application\": 30,"
+                "  { \"match\": { \"vendor-id\": \"0483\", \"product-id\": \"df11\" }, \"timeouts\": { "
+                "\"application\": 30,"
                 "    \"busy\": 20 } },"
                 "  { \"match\": { \"port\": \"3-1\" }, \"ignore\": true }"
                 "] }\n\n";
@@ -72,13 +76,15 @@ TEST(test_merge_and_identities) {
         /* the later, more specific rule overrides key by key */
         s = resolve1(c, 0x1209, 0x0001, "S1", "1-1");
         assert(s.jump == JUMP_COMMAND && s.bootloader_timeout_usec == 4000000 && !s.leave);
-        assert(s.writable_regions && streq(s.writable_regions[0], "Internal Flash") && !s.writable_regions[1]);
+        assert(s.writable_regions && streq(s.writable_regions[0], "Internal Flash") &&
+               !s.writable_regions[1]);
         device_settings_done(&s);
 
         /* a board's application and bootloader rules both apply */
         ConfigIdentity ids[2] = { { 0x1209, 0x0001, "S2" }, { 0x0483, 0xdf11, "UID" } };
         assert(config_resolve(c, ids, 2, "1-1", &s) == 0);
-        assert(s.jump == JUMP_COMMAND && s.application_timeout_usec == 30000000 && s.busy_timeout_usec == 20000000);
+        assert(s.jump == JUMP_COMMAND && s.application_timeout_usec == 30000000 &&
+               s.busy_timeout_usec == 20000000);
         assert(s.layouts); /* from the built-in bootloader rule */
         device_settings_done(&s);
 
@@ -108,9 +114,11 @@ TEST(test_errors) {
                   "f: devices[0].match.vendor-id: invalid USB id 'xyz', expected hex like \"0483\"" },
                 { "{\"devices\": [{\"match\": {\"vendor-id\": 70000}}]}",
                   "f: devices[0].match.vendor-id: USB id 70000 out of range" },
-                { "{\"devices\": [{\"match\": {\"product\": 1}}]}", "f: devices[0].match.product: unknown match key" },
+                { "{\"devices\": [{\"match\": {\"product\": 1}}]}",
+                  "f: devices[0].match.product: unknown match key" },
                 { "{\"devices\": [{\"match\": {\"port\": \"1-1\"}, \"jump\": \"teleport\"}]}",
-                  "f: devices[0].jump: unknown jump method 'teleport' (auto, none, detach, 1200-baud, command)" },
+                  "f: devices[0].jump: unknown jump method 'teleport' (auto, none, detach, 1200-baud, "
+                  "command)" },
                 { "{\"devices\": [{\"match\": {\"port\": \"1-1\"}, \"jump\": \"command\"}]}",
                   "f: devices[0]: jump \"command\" needs \"jump-command\"" },
                 { "{\"devices\": [{\"match\": {\"port\": \"1-1\"}, \"timeouts\": {\"bootloader\": -1}}]}",
@@ -137,8 +145,8 @@ TEST(test_errors) {
                 char *error = NULL;
                 int r = config_parse(c, "f", cases[i].text, strlen(cases[i].text), &error);
                 if (r != -EINVAL || !error || !streq(error, cases[i].message)) {
-                        fprintf(stderr, "case %zu: r=%d error='%s'\n  expected '%s'\n", i, r, error ? error : "(null)",
-                                cases[i].message);
+                        fprintf(stderr, "case %zu: r=%d error='%s'\n  expected '%s'\n", i, r,
+                                error ? error : "(null)", cases[i].message);
                         abort();
                 }
                 free(error);
@@ -158,16 +166,21 @@ TEST(test_load_dir) {
         snprintf(d, sizeof d, "%s/dfud.conf.d", dir);
         assert(mkdir(d, 0755) == 0);
         assert(write_text(dir, "dfud.conf",
-                          "{\"devices\": [{\"match\": {\"vendor-id\": \"abcd\"}, \"jump\": \"detach\"}]}") == 0);
+                          "{\"devices\": [{\"match\": {\"vendor-id\": \"abcd\"}, \"jump\": \"detach\"}]}") ==
+               0);
         /* applied in name order: 20 wins over 10 */
-        assert(write_text(d, "20-b.conf",
-                          "{\"devices\": [{\"match\": {\"vendor-id\": \"abcd\"}, \"jump\": \"1200-baud\"}]}") == 0);
+        assert(write_text(
+                       d, "20-b.conf",
+                       "{\"devices\": [{\"match\": {\"vendor-id\": \"abcd\"}, \"jump\": \"1200-baud\"}]}") ==
+               0);
         assert(write_text(d, "10-a.conf",
-                          "{\"devices\": [{\"match\": {\"vendor-id\": \"abcd\"}, \"jump\": \"none\"}]}") == 0);
+                          "{\"devices\": [{\"match\": {\"vendor-id\": \"abcd\"}, \"jump\": \"none\"}]}") ==
+               0);
         /* broken and ignored files */
         assert(write_text(d, "15-broken.conf", "{\"devices\": [") == 0);
-        assert(write_text(d, "30-c.conf.disabled", "{\"devices\": [{\"match\": {\"vendor-id\": \"abcd\"}, \"jump\": "
-                                                   "\"detach\"}]}") == 0);
+        assert(write_text(d, "30-c.conf.disabled",
+                          "{\"devices\": [{\"match\": {\"vendor-id\": \"abcd\"}, \"jump\": "
+                          "\"detach\"}]}") == 0);
 
         assert(config_new(&c) == 0);
         assert(config_load(c, dir) == 1); /* one bad file, skipped */

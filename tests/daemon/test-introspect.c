@@ -115,8 +115,8 @@ static bool compare(const char *xml_dir, sd_bus *bus, const char *path, const ch
         Members live, contract;
         bool ok = true;
 
-        assert(sd_bus_call_method(bus, NULL, path, "org.freedesktop.DBus.Introspectable", "Introspect", &error, &reply,
-                                  NULL) >= 0);
+        assert(sd_bus_call_method(bus, NULL, path, "org.freedesktop.DBus.Introspectable", "Introspect",
+                                  &error, &reply, NULL) >= 0);
         assert(sd_bus_message_read(reply, "s", &live_xml) > 0);
         parse(live_xml, interface, &live);
         char *file = read_xml(xml_dir, interface);
@@ -135,7 +135,8 @@ static bool compare(const char *xml_dir, sd_bus *bus, const char *path, const ch
                 }
                 ok = false;
                 if (c < 0)
-                        fprintf(stderr, "%s: live object has '%s', the XML does not\n", interface, live.items[i++]);
+                        fprintf(stderr, "%s: live object has '%s', the XML does not\n", interface,
+                                live.items[i++]);
                 else
                         fprintf(stderr, "%s: the XML has '%s', the live object does not\n", interface,
                                 contract.items[j++]);

@@ -49,7 +49,8 @@ TEST(test_dfu_mode_update) {
         assert(world_flash_equals(w, 0x08000000, fw, 100 * KIB));
         /* a device already in DFU mode skips the jump */
         assert(!world_saw_state(w, JOB_ENTERING_BOOTLOADER));
-        assert(world_saw_state(w, JOB_ERASING) && world_saw_state(w, JOB_WRITING) && world_saw_state(w, JOB_VERIFYING));
+        assert(world_saw_state(w, JOB_ERASING) && world_saw_state(w, JOB_WRITING) &&
+               world_saw_state(w, JOB_VERIFYING));
         assert(world_saw_state(w, JOB_LEAVING) && world_saw_state(w, JOB_WAITING_FOR_APPLICATION));
         /* the application came back with the image's version */
         assert(w->board->device->mode == DEVICE_MODE_APPLICATION && w->board->device->app_bcd == 0x0102);
@@ -116,7 +117,8 @@ TEST(test_unplug_and_resume) {
         for (size_t i = 0; i < w->job->n_log; i++) {
                 const char *t = strstr(job_log_get(w->job, i)->text, " read back, ");
                 if (t) {
-                        assert(sscanf(t, " read back, %u sectors erased, %u skipped", &erased, &skipped) == 2);
+                        assert(sscanf(t, " read back, %u sectors erased, %u skipped", &erased, &skipped) ==
+                               2);
                         runs++;
                 }
         }
@@ -175,7 +177,8 @@ TEST(test_bootloader_timeout) {
         assert(world_run(w, 120 * SEC));
         assert(w->job->state == JOB_FAILED);
         assert(streq(w->job->error_name, DFUD_ERROR_TIMEOUT));
-        assert(streq(w->job->error_message, "device did not come back in bootloader mode within 10 s on port 1-1"));
+        assert(streq(w->job->error_message,
+                     "device did not come back in bootloader mode within 10 s on port 1-1"));
         /* nothing was written */
         assert(world_flash_equals(w, 0x08000000, old, 64 * KIB));
         assert(streq(w->board->device->last_error, w->job->error_message));
@@ -196,8 +199,9 @@ TEST(test_application_does_not_come_back) {
         assert(world_run(w, 120 * SEC));
         assert(w->job->state == JOB_FAILED);
         assert(streq(w->job->error_name, DFUD_ERROR_TIMEOUT));
-        assert(streq(w->job->error_message, "device did not come back in application mode within 15 s on port 1-1 "
-                                            "(the bootloader came back instead: the new firmware did not start)"));
+        assert(streq(w->job->error_message,
+                     "device did not come back in application mode within 15 s on port 1-1 "
+                     "(the bootloader came back instead: the new firmware did not start)"));
         free(fw);
         done(w);
 }
@@ -268,7 +272,54 @@ TEST(test_read_protected) {
         assert(w->job->state == JOB_FAILED);
         assert(streq(w->job->error_name, DFUD_ERROR_PROTOCOL));
         assert(w->board->device->read_protected);
-        assert(device_update_health(w->board->device, true) >= 0 && streq(w->board->device->health, "read-protected"));
+        assert(device_update_health(w->board->device, true) >= 0 &&
+               streq(w->board->device->health, "read-protected"));
+        free(fw);
+        done(w);
+}
+
+static bool log_contains(Job *j, const char *needle) {
+        for (size_t i = 0; i < j->n_log; i++)
+                if (strstr(job_log_get(j, i)->text, needle))
+                        return true;
+        return false;
+}
+
+/* A transfer times out, then udev reports the device gone: an unplug, resumed on replug. */
+TEST(test_timeout_then_unplug) {
+        World *w = new_world();
+        uint8_t *fw = world_make_firmware(0x08000000, 64 * KIB, 0x0200, 13);
+
+        world_plug(w, false);
+        assert(stm32_model_add_fault(w->board->model, "hang-after=60") == 0);
+        world_new_job(w, fw, 64 * KIB, 0x0200);
+        job_exec_start(w->exec);
+        while (!log_contains(w->job, "to see whether the device went away") && w->now < 100 * SEC)
+                assert(!world_run(w, w->now + 100000));
+        assert(w->job->state != JOB_FAILED);
+        world_unplug(w);
+        assert(w->job->state == JOB_WAITING_FOR_DEVICE);
+        world_plug(w, false);
+        assert(world_run(w, w->now + 120 * SEC));
+        assert(w->job->state == JOB_SUCCEEDED);
+        assert(world_flash_equals(w, 0x08000000, fw, 64 * KIB));
+        free(fw);
+        done(w);
+}
+
+/* A device that stops answering and stays: a Timeout failure, not an endless wait. */
+TEST(test_hang) {
+        World *w = new_world();
+        uint8_t *fw = world_make_firmware(0x08000000, 64 * KIB, 0x0200, 14);
+
+        world_plug(w, false);
+        assert(stm32_model_add_fault(w->board->model, "hang-after=60") == 0);
+        world_new_job(w, fw, 64 * KIB, 0x0200);
+        job_exec_start(w->exec);
+        assert(world_run(w, 300 * SEC));
+        assert(w->job->state == JOB_FAILED);
+        assert(streq(w->job->error_name, DFUD_ERROR_TIMEOUT));
+        fprintf(stderr, "  %s\n", w->job->error_message);
         free(fw);
         done(w);
 }
@@ -285,5 +336,7 @@ int main(int argc, char **argv) {
         RUN(test_cancel);
         RUN(test_absent_then_plugged);
         RUN(test_read_protected);
+        RUN(test_timeout_then_unplug);
+        RUN(test_hang);
         return 0;
 }

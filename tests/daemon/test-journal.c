@@ -15,7 +15,11 @@
 
 static Job *make_job(uint64_t id) {
         Job *j;
-        DfuPlanSector s = { .alt = 0, .address = 0x08004000, .size = 16384, .data_size = 16384, .crc = 0xdeadbeef,
+        DfuPlanSector s = { .alt = 0,
+                            .address = 0x08004000,
+                            .size = 16384,
+                            .data_size = 16384,
+                            .crc = 0xdeadbeef,
                             .state = DFU_SECTOR_VERIFIED };
 
         assert(job_new(id, "ABC123", 16, &j) == 0);
@@ -55,7 +59,8 @@ static void assert_same(const Job *a, const Job *b) {
         assert(streq(a->image_sha256, b->image_sha256));
         assert(a->image_size == b->image_size);
         assert(a->has_image_version == b->has_image_version && a->image_version == b->image_version);
-        assert(a->bytes_done == b->bytes_done && a->bytes_total == b->bytes_total && a->progress == b->progress);
+        assert(a->bytes_done == b->bytes_done && a->bytes_total == b->bytes_total &&
+               a->progress == b->progress);
         assert(a->created == b->created && a->finished == b->finished);
         assert(a->attempts == b->attempts && a->flashed == b->flashed);
         assert(a->n_verified == b->n_verified);
@@ -150,11 +155,13 @@ TEST(test_corruption_and_temp_files) {
         /* a crash between write and rename leaves a temp file: ignored and cleaned up */
         assert(write_text(jobs_dir, ".#4.json.1234abcd", "{\"version\":1,\"id\":4,") == 0);
         /* a torn or garbage record: named error, set aside, no crash */
-        assert(write_text(jobs_dir, "5.json", "{\"version\":1,\"id\":5,\"device\":\"x\",\"state\":\"writ") == 0);
+        assert(write_text(jobs_dir, "5.json", "{\"version\":1,\"id\":5,\"device\":\"x\",\"state\":\"writ") ==
+               0);
         assert(write_text(jobs_dir, "6.json", "[1,2,3]") == 0);
         assert(write_text(jobs_dir, "9.json",
                           "{\"version\":1,\"id\":10,\"device\":\"x\",\"state\":\"queued\",\"options\":{},"
-                          "\"image\":{\"sha256\":\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\","
+                          "\"image\":{\"sha256\":"
+                          "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\","
                           "\"size\":1}}") == 0);
         assert(write_text(jobs_dir, "11.json",
                           "{\"version\":1,\"id\":11,\"device\":\"x\",\"state\":\"exploded\",\"options\":{},"
@@ -201,21 +208,28 @@ TEST(test_parse_errors) {
                 { "{\"version\":1,\"id\":-5}", "missing or invalid job id" },
                 { "{\"version\":1,\"id\":1}", "job 1: missing or invalid device" },
                 { "{\"version\":1,\"id\":1,\"device\":\"a\\u0001b\"}", "job 1: missing or invalid device" },
-                { "{\"version\":1,\"id\":1,\"device\":\"d\",\"state\":\"nope\"}", "job 1: missing or unknown state" },
-                { "{\"version\":1,\"id\":1,\"device\":\"d\",\"state\":\"queued\"}", "job 1: missing options" },
-                { "{\"version\":1,\"id\":1,\"device\":\"d\",\"state\":\"queued\",\"options\":{\"format\":\"zip\"}}",
+                { "{\"version\":1,\"id\":1,\"device\":\"d\",\"state\":\"nope\"}",
+                  "job 1: missing or unknown state" },
+                { "{\"version\":1,\"id\":1,\"device\":\"d\",\"state\":\"queued\"}",
+                  "job 1: missing options" },
+                { "{\"version\":1,\"id\":1,\"device\":\"d\",\"state\":\"queued\",\"options\":{\"format\":"
+                  "\"zip\"}}",
                   "job 1: invalid image format" },
-                { "{\"version\":1,\"id\":1,\"device\":\"d\",\"state\":\"queued\",\"options\":{\"verify\":1}}",
+                { "{\"version\":1,\"id\":1,\"device\":\"d\",\"state\":\"queued\",\"options\":{\"verify\":1}"
+                  "}",
                   "job 1: invalid option" },
                 { "{\"version\":1,\"id\":1,\"device\":\"d\",\"state\":\"queued\",\"options\":{}}",
                   "job 1: missing image" },
-                { "{\"version\":1,\"id\":1,\"device\":\"d\",\"state\":\"queued\",\"options\":{},\"image\":{\"sha256\":"
+                { "{\"version\":1,\"id\":1,\"device\":\"d\",\"state\":\"queued\",\"options\":{},\"image\":{"
+                  "\"sha256\":"
                   "\"../../etc/passwd\",\"size\":1}}",
                   "job 1: missing or invalid image hash" },
-                { "{\"version\":1,\"id\":1,\"device\":\"d\",\"state\":\"failed\",\"options\":{},\"image\":{\"sha256\":"
+                { "{\"version\":1,\"id\":1,\"device\":\"d\",\"state\":\"failed\",\"options\":{},\"image\":{"
+                  "\"sha256\":"
                   "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\",\"size\":1}}",
                   "job 1: failed without an error" },
-                { "{\"version\":1,\"id\":1,\"device\":\"d\",\"state\":\"queued\",\"options\":{},\"image\":{\"sha256\":"
+                { "{\"version\":1,\"id\":1,\"device\":\"d\",\"state\":\"queued\",\"options\":{},\"image\":{"
+                  "\"sha256\":"
                   "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\",\"size\":1},"
                   "\"verified\":[{\"alt\":0,\"address\":4294967295,\"size\":2,\"crc\":1}]}",
                   "job 1: invalid verified[0]" },
@@ -226,8 +240,8 @@ TEST(test_parse_errors) {
                 Job *j = NULL;
                 int r = job_parse_text(cases[i].text, strlen(cases[i].text), 16, &j, &error);
                 if (r != -EBADMSG || !error || !streq(error, cases[i].message)) {
-                        fprintf(stderr, "case %zu: r=%d error='%s' expected '%s'\n", i, r, error ? error : "(null)",
-                                cases[i].message);
+                        fprintf(stderr, "case %zu: r=%d error='%s' expected '%s'\n", i, r,
+                                error ? error : "(null)", cases[i].message);
                         abort();
                 }
                 assert(!j);

@@ -10,7 +10,8 @@
 #include "registry.h"
 #include "test-util.h"
 
-static UsbInfo *usb(const char *syspath_port, uint16_t vid, uint16_t pid, const char *serial, bool dfu_mode) {
+static UsbInfo *usb(const char *syspath_port, uint16_t vid, uint16_t pid, const char *serial,
+                    bool dfu_mode) {
         UsbInfo *u = calloc(1, sizeof *u);
         char sp[256];
         assert(u);
@@ -44,7 +45,8 @@ TEST(test_reenumeration) {
 
         /* the application appears: a new device named after its serial */
         Device *d = plug(r, usb("1-1", 0x0483, 0x5740, "APP1", false), 1);
-        assert(streq(d->id, "APP1") && d->mode == DEVICE_MODE_APPLICATION && d->has_version && d->app_bcd == 0x0102);
+        assert(streq(d->id, "APP1") && d->mode == DEVICE_MODE_APPLICATION && d->has_version &&
+               d->app_bcd == 0x0102);
 
         /* "add" again for the same sysfs device: the same Device, nothing new */
         UsbInfo *again = usb("1-1", 0x0483, 0x5740, "APP1", false);
@@ -108,7 +110,7 @@ TEST(test_lookup) {
         assert(registry_lookup(r, "", &d) == 0 && d == a);
         Device *b = plug(r, usb("1-2", 0x0483, 0xdf11, "B", true), 1);
         assert(registry_lookup(r, "", &d) == -ENOTUNIQ);
-        assert(registry_lookup(r, "A", &d) == 0 && d == a);  /* id */
+        assert(registry_lookup(r, "A", &d) == 0 && d == a);   /* id */
         assert(registry_lookup(r, "1-2", &d) == 0 && d == b); /* port */
         assert(registry_lookup(r, "C", &d) == -ENXIO);
         registry_free(r);

@@ -9,14 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define TEST(name)                                                      \
-        static void name(void);                                         \
+#define TEST(name)              \
+        static void name(void); \
         static void name(void)
 
-#define RUN(name)                                                       \
-        do {                                                            \
-                fprintf(stderr, "== %s\n", #name);                      \
-                name();                                                 \
+#define RUN(name)                                  \
+        do {                                       \
+                fprintf(stderr, "== %s\n", #name); \
+                name();                            \
         } while (0)
 
 /* mkdtemp under $TMPDIR; the caller frees the path after rm_rf(). */

@@ -11,7 +11,7 @@ if [ -z "${DFUD_DEMO_IN_VM:-}" ]; then
         ROOT=$(cd "$(dirname "$0")/../.." && pwd)
         BUILD=$(realpath "${1:-${DFUD_BUILD_DIR:-$ROOT/build}}")
         for f in daemon/dfud client/dfuctl tests/emulator/vstm32/vstm32 tests/data/fw-v1.bin \
-                 tests/data/fw-v2-dfuse.dfu; do
+                 tests/data/fw-v2.hex; do
                 [ -e "$BUILD/$f" ] || { echo "demo: $BUILD/$f is missing; run: ninja -C $BUILD" >&2; exit 1; }
         done
         export DFUD_DEMO_IN_VM=1 DFUD_BUILD_DIR=$BUILD DFUD_SOURCE_DIR=$ROOT
@@ -43,8 +43,11 @@ wait_for() {
         echo "demo: timed out waiting for: $*" >&2
         return 1
 }
+export PATH=$B/client:$B/daemon:$PATH
+cd "$WORK"
+cp "$B/tests/data/fw-v2.hex" firmware-v2.hex
 mode_is() {
-        "$B/client/dfuctl" devices --json | python3 -c '
+        dfuctl devices --json | python3 -c '
 import json, sys
 sys.exit(0 if any(d["serial"] == sys.argv[1] and d["mode"] == sys.argv[2] for d in json.load(sys.stdin)) else 1)' \
                 "$SERIAL" "$1"
@@ -52,12 +55,22 @@ sys.exit(0 if any(d["serial"] == sys.argv[1] and d["mode"] == sys.argv[2] for d 
 vstm32() { "$B/tests/emulator/vstm32/vstm32" --profile app --flash "$WORK/flash.bin" --serial "$SERIAL" \
                 --time-scale 0.05 "$@" >> "$WORK/vstm32.log" 2>&1 & VSTM32_PID=$!; }
 
-# What a package installs: the D-Bus policy (so dfud may own org.dfud1) and the udev rules.
-mkdir -p /etc/dbus-1/system.d /etc/udev/rules.d
+# What a package installs: the D-Bus policy (so dfud may own org.dfud1), the polkit actions and the
+# udev rules; and polkitd, which no systemd starts here.
+mkdir -p /etc/dbus-1/system.d /etc/udev/rules.d /usr/share/polkit-1/actions
 cp "$DFUD_SOURCE_DIR/systemd/org.dfud1.conf" /etc/dbus-1/system.d/
+cp "$DFUD_SOURCE_DIR/systemd/org.dfud1.policy" /usr/share/polkit-1/actions/
 cp "$DFUD_SOURCE_DIR/udev/70-dfud.rules" /etc/udev/rules.d/
 busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig
 udevadm control --reload
+polkit_up() {
+        busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s \
+                org.freedesktop.PolicyKit1 | grep -q true
+}
+if [ -x /usr/lib/polkit-1/polkitd ]; then
+        /usr/lib/polkit-1/polkitd --no-debug > "$WORK/polkitd.log" 2>&1 &
+        wait_for polkit_up
+fi
 
 # A board whose flash holds application v1: the first start creates the erased flash file.
 vstm32
@@ -69,11 +82,11 @@ wait_for lsusb -d 0483:5740
 run lsusb -d 0483:5740
 
 say "dfud &"
-"$B/daemon/dfud" --state-dir "$WORK/state" --config-dir "$WORK/config" > "$WORK/dfud.log" 2>&1 &
+dfud --state-dir "$WORK/state" --config-dir "$WORK/config" > "$WORK/dfud.log" 2>&1 &
 DFUD_PID=$!
 wait_for mode_is application
-run "$B/client/dfuctl" devices
-run "$B/client/dfuctl" update "$SERIAL" "$B/tests/data/fw-v2-dfuse.dfu"
+run dfuctl devices
+run dfuctl update "$SERIAL" firmware-v2.hex
 wait_for mode_is application
-run "$B/client/dfuctl" devices
+run dfuctl devices
 run lsusb -d 0483:5740

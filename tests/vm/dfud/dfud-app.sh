@@ -2,14 +2,15 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # VM boot (dfud 2): the application flow with each way into the bootloader. Three emulated boards run
 # app v1, each allowing one jump (vstm32 --jump) and configured for it in dfud.conf: DFU_DETACH,
-# 1200-baud touch, text command. Two are updated to v2 at the same time, then the third; each ends with
+# 1200-baud touch, text command. Two are updated to v2 at the same time (Intel HEX), then the third
+# (a DfuSe file, whose suffix names the bootloader's USB id, not the application's); each ends with
 # the application back on v2 (bcdDevice, flash byte-exact, dfuctl devices). `dfuctl watch --json` follows
 # it all; `dfuctl enter-bootloader` is tried last.
 set -eu
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/lib-dfud.sh"
 
-for f in fw-v1.bin fw-v2-dfuse.dfu fw-v2.bin; do
+for f in fw-v1.bin fw-v2-dfuse.dfu fw-v2.hex fw-v2.bin; do
         [ -e "$FW_DIR/$f" ] || { echo "no test firmware $FW_DIR/$f"; exit 77; }
 done
 
@@ -18,14 +19,15 @@ dfud_install_system_files
 
 # Three boards, each with its own vstm32 (lib.sh tracks one; the others are ours).
 declare -A SERIAL=([detach]=APPDETACH001 [1200]=APPTOUCH1200 [command]=APPCOMMAND01)
-declare -A JUMP=([detach]=detach [1200]=1200-baud [command]=command)
+# (explicit vhci ports: boards started together would all pick the same first free one)
+declare -A PORT=([detach]=0 [1200]=1 [command]=2)
 declare -A PID=()
 BOARD_PIDS=()
 stop_boards() {
         local p
         for p in "${BOARD_PIDS[@]}"; do
-                kill -TERM "$p" 2>/dev/null
-                wait "$p" 2>/dev/null
+                kill -TERM "$p" 2>/dev/null || true
+                wait "$p" 2>/dev/null || true
         done
         BOARD_PIDS=()
 }
@@ -35,7 +37,7 @@ trap 'rc_=$?; set +e; stop_boards; dfud_stop; (exit $rc_); finish' EXIT
 board_start() {
         local k=$1
         "$VSTM32" --profile app --flash "$WORK/$k.bin" --serial "${SERIAL[$k]}" --time-scale "$TIME_SCALE" \
-                --jump "$k" --stats "$WORK/$k.json" >> "$WORK/vstm32-$k.log" 2>&1 &
+                --jump "$k" --port "${PORT[$k]}" --stats "$WORK/$k.json" >> "$WORK/vstm32-$k.log" 2>&1 &
         PID[$k]=$!
         BOARD_PIDS+=($!)
 }
@@ -75,7 +77,13 @@ done
 for k in detach 1200 command; do
         check "$k board: dfud lists the application" wait_device "${SERIAL[$k]}" application 30
 done
-app_count() { [ "$(for d in /sys/bus/usb/devices/*; do [ "$(cat "$d/idProduct" 2>/dev/null)" = 5740 ] && echo; done | wc -l)" = 3 ]; }
+app_count() {
+        local d n=0
+        for d in /sys/bus/usb/devices/*; do
+                [ "$(cat "$d/idProduct" 2>/dev/null)" = 5740 ] && n=$((n + 1))
+        done
+        [ $n = 3 ]
+}
 check "three applications 0483:5740 enumerated" app_count
 V1=$(device_field "${SERIAL[detach]}" firmware_version || true)
 
@@ -92,7 +100,10 @@ check "boards run v1 (bcdDevice 0001)" test "$(bcd_of "${SERIAL[detach]}")" = 00
 # saw_jump KIND: the emulator's log names the way the board left its application.
 saw_jump() {
         case $1 in
-        detach) grep -qi "disconnect (.*detach" "$WORK/vstm32-detach.log" ;;
+        # a DETACH is the device resetting itself from the app into the ROM, without a CDC trigger
+        detach) ! grep -q "jump to the bootloader" "$WORK/vstm32-detach.log" &&
+                awk '/attached as app/ { app = 1 } /attached as f4-rom/ && app { found = 1 }
+                     END { exit found ? 0 : 1 }' "$WORK/vstm32-detach.log" ;;
         1200) grep -q "jump to the bootloader: 1200 baud touch" "$WORK/vstm32-1200.log" ;;
         command) grep -q "jump to the bootloader: text command" "$WORK/vstm32-command.log" ;;
         esac
@@ -100,9 +111,9 @@ saw_jump() {
 
 # ---- two boards at once: DFU_DETACH and the 1200-baud touch ----
 t0=$EPOCHREALTIME
-ctl update "${SERIAL[detach]}" "$FW_DIR/fw-v2-dfuse.dfu" > "$WORK/up-detach.out" 2>&1 &
+ctl_update "${SERIAL[detach]}" "$FW_DIR/fw-v2.hex" > "$WORK/up-detach.out" 2>&1 &
 U1=$!
-ctl update "${SERIAL[1200]}" "$FW_DIR/fw-v2-dfuse.dfu" > "$WORK/up-1200.out" 2>&1 &
+ctl_update "${SERIAL[1200]}" "$FW_DIR/fw-v2.hex" > "$WORK/up-1200.out" 2>&1 &
 U2=$!
 rc1=0 rc2=0
 wait $U1 || rc1=$?
@@ -113,8 +124,10 @@ figure "two boards updated at once: $(elapsed "$t0") s"
 check "detach board: dfuctl update exits 0" test $rc1 = 0
 check "1200 board: dfuctl update exits 0 (at the same time)" test $rc2 = 0
 
-# ---- then the text command ----
-check "command board: dfuctl update exits 0" update_ok command "${SERIAL[command]}" "$FW_DIR/fw-v2-dfuse.dfu"
+# ---- then the text command, with a DfuSe file (its suffix names the bootloader, 0483:df11, which dfud
+# has not seen for this board yet) ----
+check "command board: dfuctl update with a DfuSe file exits 0" \
+        update_ok command "${SERIAL[command]}" "$FW_DIR/fw-v2-dfuse.dfu"
 
 for k in detach 1200 command; do
         check "$k board: flash holds v2 byte-exact" flash_matches "$WORK/$k.bin" "$FW_DIR/fw-v2.bin" 0

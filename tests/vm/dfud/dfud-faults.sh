@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # VM boot (dfud 3): jobs survive what happens to real devices and daemons.
 #  - unplug mid-write: the ROM drops off the bus when the download reaches 0x08008000 (vstm32 --fault
-#    disconnect-at); the job waits for the device; vstm32 restarted on the same flash file (a replug)
-#    lets it resume and finish; the flash is byte-exact and the waiting `dfuctl update` exits 0.
+#    disconnect-at, and --reattach-ms long enough that it stays off); the job waits for the device;
+#    vstm32 restarted on the same flash file (a replug) lets it resume and finish; the flash is
+#    byte-exact and the waiting `dfuctl update` exits 0.
 #  - dfud SIGKILLed mid-write: the client waits for dfud to come back; dfud restarted on the same state
 #    directory resumes the job from its journal and finishes byte-exact; the same client exits 0.
 set -eu
@@ -22,10 +23,10 @@ check "dfud starts" dfud_start
 S=FAULT0000001
 FLASH=$WORK/unplug.bin
 vstm32_start unplug --profile f4-rom --flash "$FLASH" --serial "$S" --time-scale "$TIME_SCALE" \
-        --fault disconnect-at=0x08008000
+        --fault disconnect-at=0x08008000 --reattach-ms 600000
 check "unplug: the ROM enumerates" wait_usb 0483:df11
 check "unplug: dfud lists it" wait_device "$S" dfu
-ctl update "$S" "$FW_DIR/fw-v1-dfuse.dfu" > "$WORK/unplug-update.out" 2>&1 &
+ctl_update "$S" "$FW_DIR/fw-v1-dfuse.dfu" > "$WORK/unplug-update.out" 2>&1 &
 UPD=$!
 JOB=
 n=0
@@ -41,7 +42,8 @@ check "unplug: the flash is not complete yet" not flash_matches "$FLASH" "$FW_DI
 vstm32_stop
 check "unplug: dfuctl is still waiting" kill -0 $UPD
 sleep 1
-check "unplug: the job is still waiting after the emulator is gone" wait_job "$JOB" 'j["state"] == "waiting-for-device"' 5
+check "unplug: the job is still waiting after the emulator is gone" \
+        wait_job "$JOB" 'j["state"] == "waiting-for-device"' 5
 vstm32_start replug --profile f4-rom --flash "$FLASH" --serial "$S" --time-scale "$TIME_SCALE"
 wait $UPD && rc=0 || rc=$?
 [ $rc = 0 ] || cat "$WORK/unplug-update.out"
@@ -61,7 +63,7 @@ FLASH=$WORK/killed.bin
 vstm32_start killed --profile f4-rom --flash "$FLASH" --serial "$S" --time-scale 0.5
 check "kill: the ROM enumerates" wait_usb 0483:df11
 check "kill: dfud lists it" wait_device "$S" dfu
-ctl update "$S" "$FW_DIR/fw-v1-dfuse.dfu" > "$WORK/kill-update.out" 2> "$WORK/kill-update.err" &
+ctl_update "$S" "$FW_DIR/fw-v1-dfuse.dfu" > "$WORK/kill-update.out" 2> "$WORK/kill-update.err" &
 UPD=$!
 JOB=
 n=0

@@ -11,7 +11,7 @@ source "$(dirname "$0")/lib-dfud.sh"
 
 for v in 1 2; do
         for f in fw-v$v-dfuse.dfu fw-v$v.hex fw-v$v.elf fw-v$v.bin fw-v$v-suffix.dfu; do
-                [ -e "$FW_DIR/$f" ] || { echo "no test firmware $FW_DIR/$f (tests/data needs arm-none-eabi-gcc)"; exit 77; }
+                [ -e "$FW_DIR/$f" ] || { echo "no $FW_DIR/$f (tests/data needs arm-none-eabi-gcc)"; exit 77; }
         done
 done
 
@@ -73,7 +73,7 @@ check "dfud: the firmware version changed with v2" test "$(device_field "$S" fir
 
 # a downgrade is refused without --allow-downgrade, before anything happens on USB
 snapshot "$FLASH"
-ctl update "$S" "$FW_DIR/fw-v1.elf" > "$WORK/downgrade.out" 2>&1 && rc=0 || rc=$?
+ctl_update "$S" "$FW_DIR/fw-v1.elf" > "$WORK/downgrade.out" 2>&1 && rc=0 || rc=$?
 check "downgrade v2 -> v1 refused: exit 1" test "$rc" = 1
 check "downgrade refused: org.dfud1.Error.Downgrade" grep -q "(org.dfud1.Error.Downgrade)" "$WORK/downgrade.out"
 check "downgrade refused: flash file unchanged" unchanged "$FLASH"
@@ -85,7 +85,8 @@ update_to "DfuSe .dfu, --no-incremental --no-verify (v1 -> v2)" "$FW_DIR/fw-v2-d
         --no-incremental --no-verify
 N_JOBS=$(last_job_id)
 all_succeeded() {
-        ctl jobs --json | jq_py 'j = json.load(sys.stdin); sys.exit(0 if j and all(x["state"] == "succeeded" for x in j) else 1)'
+        ctl jobs --json |
+                jq_py 'j = json.load(sys.stdin); sys.exit(0 if j and all(x["state"] == "succeeded" for x in j) else 1)'
 }
 check "dfuctl jobs: every update succeeded" all_succeeded
 ctl log "$N_JOBS" > "$WORK/log.txt" 2>&1 || true
@@ -98,7 +99,8 @@ refused() {
         shift 2
         snapshot "$FLASH"
         udev_mark
-        ctl update "$S" "$file" "$@" > "$WORK/refused.out" 2>&1 || rc=$?
+        ctl_update "$S" "$file" "$@" > "$WORK/refused.out" 2>&1 || rc=$?
+        grep -q "(org.dfud1.Error.InvalidImage)" "$WORK/refused.out" || cat "$WORK/refused.out"
         check "bad image ($name): dfuctl exits 1" test "$rc" = 1
         check "bad image ($name): org.dfud1.Error.InvalidImage" \
                 grep -q "(org.dfud1.Error.InvalidImage)" "$WORK/refused.out"
@@ -110,11 +112,15 @@ refused() {
 head -c 1000 "$FW_DIR/fw-v1-dfuse.dfu" > "$WORK/truncated.dfu"
 refused "truncated DfuSe" "$WORK/truncated.dfu"
 cp "$FW_DIR/fw-v1-suffix.dfu" "$WORK/badcrc.dfu"
-printf '\x00\x00\x00\x00' | dd of="$WORK/badcrc.dfu" bs=1 seek=$(($(stat -c %s "$WORK/badcrc.dfu") - 4)) conv=notrunc 2>/dev/null
+# the CRC is the suffix's last 4 bytes
+printf '\x00\x00\x00\x00' |
+        dd of="$WORK/badcrc.dfu" bs=1 seek=$(($(stat -c %s "$WORK/badcrc.dfu") - 4)) conv=notrunc 2>/dev/null
 refused "DFU suffix with a bad CRC" "$WORK/badcrc.dfu" --address 0x08000000
 sed '3s/..$/00/' "$FW_DIR/fw-v1.hex" > "$WORK/badsum.hex"
 refused "Intel HEX checksum" "$WORK/badsum.hex"
-refused "raw .bin without an address" "$FW_DIR/fw-v1.bin" --format bin
+cp "$FW_DIR/fw-v1.elf" "$WORK/x86.elf"
+printf '\x3e' | dd of="$WORK/x86.elf" bs=1 seek=18 conv=notrunc status=none   # e_machine: x86-64
+refused "ELF for another architecture" "$WORK/x86.elf"
 refused "raw .bin outside the flash" "$FW_DIR/fw-v1.bin" --address 0x20000000
 head -c 2000000 /dev/urandom > "$WORK/too-big.bin"
 refused "2 MB image for 1 MiB of flash" "$WORK/too-big.bin" --address 0x08000000

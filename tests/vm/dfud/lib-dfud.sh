@@ -62,19 +62,22 @@ dfud_start() {
 
 dfud_stop() {
         [ -n "$DFUD_PID" ] || return 0
-        kill -TERM "$DFUD_PID" 2>/dev/null
-        wait "$DFUD_PID" 2>/dev/null
+        kill -TERM "$DFUD_PID" 2>/dev/null || true
+        wait "$DFUD_PID" 2>/dev/null || true
         DFUD_PID=
 }
 
 dfud_kill() {
         [ -n "$DFUD_PID" ] || return 0
-        kill -KILL "$DFUD_PID" 2>/dev/null
-        wait "$DFUD_PID" 2>/dev/null
+        kill -KILL "$DFUD_PID" 2>/dev/null || true
+        wait "$DFUD_PID" 2>/dev/null || true
         DFUD_PID=
 }
 
-ctl() { "$DFUCTL" --no-ask-password "$@"; }
+# A hung daemon must not eat the boot's whole time budget: every call has its own limit (and -k, as
+# dfuctl answers SIGTERM by cancelling the job and waiting for its end), updates a longer one.
+ctl() { timeout -k 5 30 "$DFUCTL" --no-ask-password "$@"; }
+ctl_update() { timeout -k 10 300 "$DFUCTL" --no-ask-password update "$@"; }
 
 # dfud_write_conf JSON: the configuration dfud reads at its next start.
 dfud_write_conf() { printf '%s\n' "$1" > "$DFUD_CONF/dfud.conf"; }
@@ -94,11 +97,10 @@ print(d[0].get(sys.argv[2], ""))' "$1" "$2"
 
 # wait_device SERIAL MODE [SECONDS]: until dfud lists the device in that mode (dfu, application).
 wait_device() {
-        local n=$((${3:-20} * 10))
-        while [ $n -gt 0 ]; do
+        local end=$((SECONDS + ${3:-20}))
+        while [ $SECONDS -lt $end ]; do
                 [ "$(device_field "$1" mode 2>/dev/null)" = "$2" ] && return 0
                 sleep 0.1
-                n=$((n - 1))
         done
         echo "device $1 never reached mode $2; dfuctl devices:"
         ctl devices
@@ -115,15 +117,14 @@ print(j[0].get(sys.argv[2], ""))' "$1" "$2"
 
 # wait_job ID PYTHON-CONDITION-ON-j [SECONDS]: e.g. 'j["state"] == "writing" and j["bytes_done"] > 0'.
 wait_job() {
-        local n=$((${3:-30} * 10))
-        while [ $n -gt 0 ]; do
+        local end=$((SECONDS + ${3:-30}))
+        while [ $SECONDS -lt $end ]; do
                 if ctl jobs --json 2>/dev/null | jq_py '
 jobs = [x for x in json.load(sys.stdin) if x["id"] == int(sys.argv[1])]
 sys.exit(0 if jobs and eval(sys.argv[2], {"j": jobs[0]}) else 1)' "$1" "$2"; then
                         return 0
                 fi
                 sleep 0.1
-                n=$((n - 1))
         done
         echo "job $1 never satisfied: $2"
         ctl jobs
@@ -137,7 +138,7 @@ last_job_id() { ctl jobs --json | jq_py 'print(max([x["id"] for x in json.load(s
 update_ok() {
         local name=$1 serial=$2 image=$3
         shift 3
-        ctl update "$serial" "$image" "$@" > "$WORK/$name.out" 2>&1 && return 0
+        ctl_update "$serial" "$image" "$@" > "$WORK/$name.out" 2>&1 && return 0
         echo "dfuctl update $serial $(basename "$image") $*:"
         cat "$WORK/$name.out"
         return 1
