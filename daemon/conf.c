@@ -34,6 +34,11 @@ static const char builtin_config[] = "{ \"devices\": ["
                                      "  { \"match\": { \"vendor-id\": \"0483\", \"product-id\": \"df11\" },"
                                      "    \"name\": \"STM32 system bootloader\","
                                      "    \"jump\": \"none\","
+                                     /* the ROM NAKs GETSTATUS while it erases or programs, so an early
+                                      * poll returns as soon as the flash is done rather than after the
+                                      * ~100 ms bwPollTimeout it reports per block; ROMs that stall an
+                                      * early poll (L4) make the engine fall back to honouring it */
+                                     "    \"poll-policy\": \"early\","
                                      "    \"layouts\": " F4_LAYOUTS " },"
                                      "  { \"match\": { \"vendor-id\": \"0483\", \"product-id\": \"5740\" },"
                                      "    \"name\": \"STM32 CDC application\","

@@ -88,7 +88,9 @@ static int on_check_authorization(sd_bus_message *reply, void *userdata, sd_bus_
                 /* no polkit on this bus: root only */
                 if (sd_bus_error_has_names(e, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER,
                                            SD_BUS_ERROR_UNKNOWN_OBJECT, SD_BUS_ERROR_UNKNOWN_INTERFACE,
-                                           SD_BUS_ERROR_UNKNOWN_METHOD)) {
+                                           SD_BUS_ERROR_UNKNOWN_METHOD) ||
+                    /* installed but not startable (no systemd to activate polkitd) */
+                    startswith(e->name, "org.freedesktop.DBus.Error.Spawn.")) {
                         log_debug("polkit is not available (%s), allowing root only.", e->name);
                         r = fallback_uid(q);
                         if (r < 0)

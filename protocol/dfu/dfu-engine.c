@@ -26,6 +26,10 @@
 #define MIN_MANIFEST_WAIT_USEC 5000ULL
 #define FIRST_DATA_BLOCK 2             /* DfuSe: blocks 0 and 1 are not data */
 #define MAX_RUN_BYTES(xfer) ((uint64_t) (0xFFFF - FIRST_DATA_BLOCK + 1) * (xfer))
+/* Erase, write and verify in groups of at most this many bytes (or one sector, if larger), so that
+ * verified sectors reach the caller (and its journal) while the update runs, not only at its end: a
+ * resume after unplug then re-sends at most one group. Costs one SET_ADDRESS per group. */
+#define MAX_CLUSTER_BYTES (64U * 1024U)
 
 static const char *const dfu_poll_policy_table[_DFU_POLL_MAX] = {
         [DFU_POLL_HONOUR] = "honour",
@@ -1426,8 +1430,9 @@ static bool erasable(const DfuEngine *e, size_t i) {
         return e->work[i].attributes & DFUSE_SECTOR_ERASABLE;
 }
 
-/* Calls f for every maximal group of adjacent plan sectors in [0, n) that satisfy pred. */
-static int for_clusters(DfuEngine *e, size_t n, bool (*pred)(const DfuEngine *e, size_t i),
+/* Calls f for every maximal group of adjacent plan sectors in [0, n) that satisfy pred and span at
+ * most max_bytes (a single sector may be larger). */
+static int for_clusters(DfuEngine *e, size_t n, uint64_t max_bytes, bool (*pred)(const DfuEngine *e, size_t i),
                         int (*f)(DfuEngine *e, size_t first, size_t last)) {
         size_t i = 0;
         int r;
@@ -1442,7 +1447,7 @@ static int for_clusters(DfuEngine *e, size_t n, bool (*pred)(const DfuEngine *e,
                 j = i;
                 while (j + 1 < n && pred(e, j + 1) && adjacent(e, j, j + 1) &&
                        (uint64_t) e->plan[j + 1].address + e->plan[j + 1].size - e->plan[i].address <=
-                               MAX_RUN_BYTES(e->xfer))
+                               MIN(max_bytes, MAX_RUN_BYTES(e->xfer)))
                         j++;
                 r = f(e, i, j);
                 if (r < 0)
@@ -1563,7 +1568,7 @@ static int plan_update_stage(DfuEngine *e) {
                 /* Resume and incremental: compare what is there before erasing anything. The first
                  * sector is read separately: it is written last. */
                 if (e->opts.incremental || e->opts.resume || e->opts.n_verified > 0) {
-                        r = for_clusters(e, c, needs_readback, readback_cluster);
+                        r = for_clusters(e, c, UINT64_MAX, needs_readback, readback_cluster);
                         if (r >= 0 && needs_readback(e, c))
                                 r = readback_cluster(e, c, c);
                 }
@@ -1615,7 +1620,7 @@ static int plan_update_stage(DfuEngine *e) {
                 return r;
 
         case STAGE_CLUSTERS:
-                r = for_clusters(e, c, is_todo, cluster_ops);
+                r = for_clusters(e, c, MAX_CLUSTER_BYTES, is_todo, cluster_ops);
                 e->stage = STAGE_COMMIT_WRITE;
                 return r;
 

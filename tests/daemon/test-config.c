@@ -30,7 +30,7 @@ TEST(test_builtin) {
         s = resolve1(c, 0x0483, 0xdf11, "ABC", "1-1");
         assert(s.matched && s.jump == JUMP_NONE && s.layouts && strstr(s.layouts[0], "Internal Flash"));
         assert(s.bootloader_timeout_usec == 10 * 1000000ULL && s.leave && s.verify &&
-               s.poll_policy == DFU_POLL_HONOUR);
+               s.poll_policy == DFU_POLL_EARLY);
         device_settings_done(&s);
 
         s = resolve1(c, 0x0483, 0x5740, NULL, "1-1");

@@ -112,7 +112,8 @@ TEST(test_unplug_and_resume) {
         assert(w->job->state == JOB_SUCCEEDED);
         assert(world_flash_equals(w, 0x08000000, fw, 200 * KIB));
         assert(w->job->attempts == 2);
-        /* the second run reads back what the first wrote and skips what is already right */
+        /* the second run keeps what the first verified (the journal's sectors), re-checks the rest
+         * and erases only the sector that was in flight and the vector-table sector written last */
         unsigned erased = 0, skipped = 0, runs = 0;
         for (size_t i = 0; i < w->job->n_log; i++) {
                 const char *t = strstr(job_log_get(w->job, i)->text, " read back, ");
@@ -122,7 +123,7 @@ TEST(test_unplug_and_resume) {
                         runs++;
                 }
         }
-        assert(runs == 1 && skipped > 0);
+        assert(runs == 1 && erased >= 1 && erased <= 2);
         free(fw);
         done(w);
 }

@@ -4,15 +4,20 @@
 # system bus), plugs in an emulated STM32 board running application v1, starts dfud on the guest's
 # system bus, updates the board to v2 with `dfuctl update` (progress shown) and ends with `dfuctl
 # devices` showing the application back, on v2.
-#   tests/vm/demo.sh [BUILD_DIR]     (default: build; `ninja -C BUILD_DIR` first)
+#   tests/vm/demo.sh [BUILD_DIR]     (default: build; installs the dependencies and builds first)
 set -eu
 
 if [ -z "${DFUD_DEMO_IN_VM:-}" ]; then
         ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-        BUILD=$(realpath "${1:-${DFUD_BUILD_DIR:-$ROOT/build}}")
+        "$ROOT/tests/deps.sh"
+        BUILD=${1:-${DFUD_BUILD_DIR:-$ROOT/build}}
+        [ -e "$BUILD/build.ninja" ] || meson setup "$BUILD" "$ROOT" -Dfuzz=false >/dev/null
+        BUILD=$(realpath "$BUILD")
+        echo "demo: building in $BUILD"
+        ninja -C "$BUILD" >/dev/null
         for f in daemon/dfud client/dfuctl tests/emulator/vstm32/vstm32 tests/data/fw-v1.bin \
-                 tests/data/fw-v2.hex; do
-                [ -e "$BUILD/$f" ] || { echo "demo: $BUILD/$f is missing; run: ninja -C $BUILD" >&2; exit 1; }
+                 tests/data/fw-v2-dfuse.dfu; do
+                [ -e "$BUILD/$f" ] || { echo "demo: $BUILD/$f is missing after the build" >&2; exit 1; }
         done
         export DFUD_DEMO_IN_VM=1 DFUD_BUILD_DIR=$BUILD DFUD_SOURCE_DIR=$ROOT
         exec "$ROOT/tests/vm/run" "$ROOT/tests/vm/demo.sh"
@@ -45,7 +50,7 @@ wait_for() {
 }
 export PATH=$B/client:$B/daemon:$PATH
 cd "$WORK"
-cp "$B/tests/data/fw-v2.hex" firmware-v2.hex
+cp "$B/tests/data/fw-v2-dfuse.dfu" firmware-v2.dfu
 mode_is() {
         dfuctl devices --json | python3 -c '
 import json, sys
@@ -86,7 +91,7 @@ dfud --state-dir "$WORK/state" --config-dir "$WORK/config" > "$WORK/dfud.log" 2>
 DFUD_PID=$!
 wait_for mode_is application
 run dfuctl devices
-run dfuctl update "$SERIAL" firmware-v2.hex
+run dfuctl update "$SERIAL" firmware-v2.dfu
 wait_for mode_is application
 run dfuctl devices
 run lsusb -d 0483:5740
