@@ -95,6 +95,16 @@ static int to_idle(libusb_device_handle *h) {
         return -EPROTO;
 }
 
+
+static void usb_close(libusb_context *ctx, libusb_device_handle *h) {
+        if (h) {
+                libusb_release_interface(h, 0);
+                libusb_close(h);
+        }
+        if (ctx)
+                libusb_exit(ctx);
+}
+
 static int cmd_xfer(int argc, char **argv) {
         libusb_context *ctx = NULL;
         libusb_device_handle *h = NULL;
@@ -196,12 +206,7 @@ static int cmd_xfer(int argc, char **argv) {
                (double) size * 1e6 / out_us, (double) size * 1e6 / up_us);
         ret = EXIT_SUCCESS;
 out:
-        if (h) {
-                libusb_release_interface(h, 0);
-                libusb_close(h);
-        }
-        if (ctx)
-                libusb_exit(ctx);
+        usb_close(ctx, h);
         free(buf);
         return ret;
 }
@@ -297,12 +302,7 @@ static int cmd_write(int argc, char **argv) {
                (double) phase_ns[2] / 1e6 / (double) blocks);
         ret = EXIT_SUCCESS;
 out:
-        if (h) {
-                libusb_release_interface(h, 0);
-                libusb_close(h);
-        }
-        if (ctx)
-                libusb_exit(ctx);
+        usb_close(ctx, h);
         free(buf);
         return ret;
 }
