@@ -95,7 +95,6 @@ static int to_idle(libusb_device_handle *h) {
         return -EPROTO;
 }
 
-
 static void usb_close(libusb_context *ctx, libusb_device_handle *h) {
         if (h) {
                 libusb_release_interface(h, 0);
