@@ -4,7 +4,8 @@
 # f4-rom going ROM -> app v1 -> v2 -> v1 -> v2 -> v1 through every image format (DfuSe .dfu, Intel HEX,
 # ELF, raw .bin, plain DFU suffix), each byte-exact in the flash file; bad images refused before any USB
 # request (flash file unchanged, no re-enumeration); an unprivileged user can list but not update; then
-# an f072-rom whose leave needs GETSTATUS polling through the manifestation.
+# an f072-rom whose leave needs GETSTATUS polling through the manifestation; an l4-rom that stalls
+# early polls.
 set -eu
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/lib-dfud.sh"
@@ -159,3 +160,23 @@ check "f072: left DFU mode: USB disconnect, the app enumerates (udev)" udev_saw_
 check "f072: the application runs v1 (bcdDevice 0001)" test "$(usb_attr 0483:5740 bcdDevice)" = 0001
 check "f072: dfud lists the application" wait_device "$S2" application
 vstm32_stop
+
+# ---- l4-rom: stalls a GETSTATUS sent before its bwPollTimeout while busy ----
+# Time scale 0.5 keeps a 2 KiB page programming (5.8 ms) longer than a control round trip, so the
+# engine's early poll really is stalled (through usbfs: -EPIPE) and it switches to learned waits.
+S3=L4C0FFEE0001
+FLASH3=$WORK/l4.bin
+vstm32_start l4 --profile l4-rom --flash "$FLASH3" --serial "$S3" --time-scale 0.5 --stats "$WORK/l4.json"
+check "l4-rom enumerates" wait_usb 0483:df11
+check "dfud lists the l4 ROM" wait_device "$S3" dfu
+check "l4: dfuctl update Intel HEX v2 exits 0" update_ok l4 "$S3" "$FW_DIR/fw-v2.hex"
+check "l4: flash holds v2 byte-exact" flash_matches "$FLASH3" "$FW_DIR/fw-v2.bin" 0
+ctl log "$(last_job_id)" > "$WORK/l4-log.txt" 2>&1 || true
+check "l4: the job log tells the early poll was stalled and waits are learned" \
+        grep -q "busy time learned per kind of operation" "$WORK/l4-log.txt"
+check "l4: dfud lists the application" wait_device "$S3" application
+vstm32_stop
+l4_stalls() {
+        python3 -c 'import json, sys; n = json.load(open(sys.argv[1]))["early_poll_stalls"]; print(f"figure: l4-rom early-poll stalls {n}"); sys.exit(0 if n > 0 else 1)' "$WORK/l4.json"
+}
+check "l4: vstm32 stalled early polls, and the update still succeeded" l4_stalls
