@@ -589,7 +589,10 @@ static uint64_t txn_learned_wait(DfuEngine *e) {
 static void txn_learned_stalled(DfuEngine *e) {
         uint32_t *est = &e->busy_estimate_us[e->txn.kind];
 
-        *est = MIN(*est + MAX(*est / 4, 500U), e->txn.poll_ms * 1000U);
+        /* bwPollTimeout is 24 bits of ms: compute in 64 bits, the cap fits 32 */
+        uint64_t raised = (uint64_t) *est + MAX(*est / 4, 500U), cap = (uint64_t) e->txn.poll_ms * 1000;
+
+        *est = (uint32_t) MIN(MIN(raised, cap), (uint64_t) UINT32_MAX);
 }
 
 static void txn_learned_done(DfuEngine *e) {
