@@ -79,18 +79,26 @@ static int fallback_uid(PolkitQuery *q) {
                                         "s", sender);
 }
 
+bool polkit_error_means_absent(const sd_bus_error *e) {
+        if (!e || !e->name)
+                return false;
+        /* no polkit on this bus */
+        if (sd_bus_error_has_names(e, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER,
+                                   SD_BUS_ERROR_UNKNOWN_OBJECT, SD_BUS_ERROR_UNKNOWN_INTERFACE,
+                                   SD_BUS_ERROR_UNKNOWN_METHOD))
+                return true;
+        /* installed but not startable, e.g. no systemd to activate polkitd: dbus-daemon answers
+         * org.freedesktop.DBus.Error.Spawn.ChildExited, .ExecFailed, .FailedToSetup, ... */
+        return startswith(e->name, "org.freedesktop.DBus.Error.Spawn.") != NULL;
+}
+
 static int on_check_authorization(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         PolkitQuery *q = userdata;
         int authorized = 0, challenge = 0, r;
 
         if (sd_bus_message_is_method_error(reply, NULL)) {
                 const sd_bus_error *e = sd_bus_message_get_error(reply);
-                /* no polkit on this bus: root only */
-                if (sd_bus_error_has_names(e, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER,
-                                           SD_BUS_ERROR_UNKNOWN_OBJECT, SD_BUS_ERROR_UNKNOWN_INTERFACE,
-                                           SD_BUS_ERROR_UNKNOWN_METHOD) ||
-                    /* installed but not startable (no systemd to activate polkitd) */
-                    startswith(e->name, "org.freedesktop.DBus.Error.Spawn.")) {
+                if (polkit_error_means_absent(e)) {
                         log_debug("polkit is not available (%s), allowing root only.", e->name);
                         r = fallback_uid(q);
                         if (r < 0)

@@ -17,3 +17,6 @@ typedef struct PolkitQuery PolkitQuery;
 int polkit_check(sd_bus_message *m, const char *action, PolkitFunc cb, void *userdata, PolkitQuery **ret);
 /* Forget a query: its callback will not run. */
 PolkitQuery *polkit_query_free(PolkitQuery *q);
+/* Whether a CheckAuthorization error means polkit is not there (so: root only), rather than a
+ * failure of polkit itself (so: denied). */
+bool polkit_error_means_absent(const sd_bus_error *e);
