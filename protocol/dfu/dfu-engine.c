@@ -149,8 +149,8 @@ struct DfuEngine {
         Operation operation;
         DfuUpdateOptions opts;
         DfuPollPolicy policy; /* effective: EARLY may fall back to HONOUR */
-        /* After an early poll was stalled: wait a learned estimate of each kind of operation's busy
-         * time instead of the full bwPollTimeout (see txn_busy()). */
+        /* Set with that fallback: wait a learned estimate of each kind of operation's busy time
+         * instead of the full bwPollTimeout (see txn_learned_wait()). */
         bool learned;
         uint32_t busy_estimate_us[_BUSY_KIND_MAX];
         const DfuImage *image;
@@ -545,21 +545,24 @@ static void txn_poll(DfuEngine *e) {
         e->txn.state = TXN_POLL_SENT;
 }
 
-static void txn_wait(DfuEngine *e, uint32_t ms) {
-        queue_wait(e, (uint64_t) MAX(ms, 1u) * 1000);
+static void txn_wait_us(DfuEngine *e, uint64_t us) {
+        queue_wait(e, us);
         e->txn.state = TXN_WAITING;
+}
+
+static void txn_wait(DfuEngine *e, uint32_t ms) {
+        txn_wait_us(e, (uint64_t) MAX(ms, 1u) * 1000);
 }
 
 #define MIN_BUSY_ESTIMATE_US 500U
 #define MAX_PROBE_STALLS 2 /* then the rest of bwPollTimeout, which a device never stalls */
 
-static void fallback_to_honour(DfuEngine *e) {
+static void fall_back_to_learned(DfuEngine *e) {
         if (e->policy != DFU_POLL_EARLY)
                 return;
         e->policy = DFU_POLL_HONOUR;
         e->learned = true;
-        for (size_t k = 0; k < _BUSY_KIND_MAX; k++)
-                e->busy_estimate_us[k] = 0;
+        memset(e->busy_estimate_us, 0, sizeof e->busy_estimate_us);
         e->stats.poll_fallbacks++;
         log_line(e, "the device stalled a GETSTATUS sent before its bwPollTimeout of %" PRIu32
                  " ms: from now on polling after the busy time learned per kind of operation, within "
@@ -590,7 +593,7 @@ static void txn_learned_stalled(DfuEngine *e) {
         uint32_t *est = &e->busy_estimate_us[e->txn.kind];
 
         /* bwPollTimeout is 24 bits of ms: compute in 64 bits, the cap fits 32 */
-        uint64_t raised = (uint64_t) *est + MAX(*est / 4, 500U), cap = (uint64_t) e->txn.poll_ms * 1000;
+        uint64_t raised = (uint64_t) *est + MAX(*est / 4, MIN_BUSY_ESTIMATE_US), cap = (uint64_t) e->txn.poll_ms * 1000;
 
         *est = (uint32_t) MIN(MIN(raised, cap), (uint64_t) UINT32_MAX);
 }
@@ -649,12 +652,10 @@ static StepResult txn_result(DfuEngine *e) {
                 t->stalls++;
                 t->stalled = true;
                 e->stats.stalled_polls++;
-                fallback_to_honour(e);
+                fall_back_to_learned(e);
                 if (probing) {
                         txn_learned_stalled(e);
-                        uint64_t us = txn_learned_wait(e);
-                        queue_wait(e, us);
-                        t->state = TXN_WAITING;
+                        txn_wait_us(e, txn_learned_wait(e));
                         return STEP_PENDING;
                 }
                 log_line(e, "GETSTATUS stalled while busy (%u/%u): asking again in %" PRIu32 " ms",
@@ -692,10 +693,8 @@ static StepResult txn_result(DfuEngine *e) {
                  * answers busy again without holding gets its poll timeout. */
                 if (e->policy == DFU_POLL_EARLY && t->busy_in_row < 2)
                         txn_poll(e);
-                else if (e->learned && t->busy_in_row < 2 && t->poll_ms > 0) {
-                        queue_wait(e, txn_learned_wait(e));
-                        t->state = TXN_WAITING;
-                }
+                else if (e->learned && t->busy_in_row < 2 && t->poll_ms > 0)
+                        txn_wait_us(e, txn_learned_wait(e));
                 else if (t->poll_ms > 0 || t->busy_in_row >= 2)
                         txn_wait(e, t->poll_ms);
                 else

@@ -331,11 +331,24 @@ static int name_has_owner(sd_bus *bus) {
         return r < 0 ? r : has;
 }
 
+/* n zeroed samples and a connection to the system bus; *ret_v is set even when the bus fails. */
+static int samples_and_bus(long n, uint64_t **ret_v, sd_bus **ret_bus) {
+        int r;
+
+        *ret_v = calloc((size_t) n, sizeof(uint64_t));
+        if (!*ret_v)
+                return -ENOMEM;
+        r = sd_bus_open_system(ret_bus);
+        if (r < 0)
+                fprintf(stderr, "system bus: %s\n", strerror(-r));
+        return r;
+}
+
 static int cmd_startup(int argc, char **argv) {
         long n = 5;
         int i = 1;
         sd_bus *bus = NULL;
-        uint64_t *v;
+        uint64_t *v = NULL;
         int ret = EXIT_FAILURE, r;
 
         if (i + 1 < argc && strcmp(argv[i], "-n") == 0) {
@@ -348,14 +361,9 @@ static int cmd_startup(int argc, char **argv) {
                 fprintf(stderr, "usage: dfud-bench startup [-n N] -- DFUD [ARGS...]\n");
                 return EXIT_FAILURE;
         }
-        v = calloc((size_t) n, sizeof(uint64_t));
-        if (!v)
-                return EXIT_FAILURE;
-        r = sd_bus_open_system(&bus);
-        if (r < 0) {
-                fprintf(stderr, "system bus: %s\n", strerror(-r));
+        r = samples_and_bus(n, &v, &bus);
+        if (r < 0)
                 goto out;
-        }
         if (name_has_owner(bus) != 0) {
                 fprintf(stderr, "org.dfud1 is already owned (or the bus failed)\n");
                 goto out;
@@ -439,14 +447,9 @@ static int cmd_objects(int argc, char **argv) {
                 n = strtol(argv[2], NULL, 0);
         if (n <= 0)
                 return EXIT_FAILURE;
-        v = calloc((size_t) n, sizeof(uint64_t));
-        if (!v)
-                return EXIT_FAILURE;
-        r = sd_bus_open_system(&bus);
-        if (r < 0) {
-                fprintf(stderr, "system bus: %s\n", strerror(-r));
+        r = samples_and_bus(n, &v, &bus);
+        if (r < 0)
                 goto out;
-        }
         for (long k = 0; k < n; k++) {
                 sd_bus_message *reply = NULL;
                 sd_bus_error e = SD_BUS_ERROR_NULL;

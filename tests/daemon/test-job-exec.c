@@ -32,6 +32,19 @@ static void done(World *w) {
         free(w);
 }
 
+static bool log_contains(Job *j, const char *needle) {
+        for (size_t i = 0; i < j->n_log; i++)
+                if (strstr(job_log_get(j, i)->text, needle))
+                        return true;
+        return false;
+}
+
+/* A job for the world's board, started. */
+static void start_job(World *w, const uint8_t *fw, size_t size, uint16_t version) {
+        world_new_job(w, fw, size, version);
+        job_exec_start(w->exec);
+}
+
 TEST(test_dfu_mode_update) {
         World *w = new_world();
         uint8_t *fw = world_make_firmware(0x08000000, 100 * KIB, 0x0102, 1);
@@ -39,8 +52,7 @@ TEST(test_dfu_mode_update) {
         /* old content: the sectors have to be erased */
         memset(w->board->memory, 0xA5, 256 * KIB);
         world_plug(w, false);
-        world_new_job(w, fw, 100 * KIB, 0x0102);
-        job_exec_start(w->exec);
+        start_job(w, fw, 100 * KIB, 0x0102);
         assert(world_run(w, 120 * SEC));
 
         assert(w->job->state == JOB_SUCCEEDED);
@@ -70,8 +82,7 @@ TEST(test_application_mode_update) {
         memcpy(w->board->memory, old, 64 * KIB);
         world_plug(w, true);
         assert(w->board->device->app_bcd == 0x0100);
-        world_new_job(w, fw, 64 * KIB, 0x0200);
-        job_exec_start(w->exec);
+        start_job(w, fw, 64 * KIB, 0x0200);
         assert(world_run(w, 120 * SEC));
 
         assert(w->job->state == JOB_SUCCEEDED);
@@ -79,11 +90,7 @@ TEST(test_application_mode_update) {
         assert(world_flash_equals(w, 0x08000000, fw, 64 * KIB));
         assert(w->board->device->mode == DEVICE_MODE_APPLICATION && w->board->device->app_bcd == 0x0200);
         assert(w->board->plugs == 3); /* app, bootloader, app */
-        bool logged = false;
-        for (size_t i = 0; i < w->job->n_log; i++)
-                if (strstr(job_log_get(w->job, i)->text, "Bootloader appeared on port 1-1 after"))
-                        logged = true;
-        assert(logged);
+        assert(log_contains(w->job, "Bootloader appeared on port 1-1 after"));
         free(old);
         free(fw);
         done(w);
@@ -99,8 +106,7 @@ TEST(test_unplug_and_resume) {
         char fault[64];
         snprintf(fault, sizeof fault, "disconnect-at=0x%08x", 0x08020000 + 8 * KIB);
         assert(stm32_model_add_fault(w->board->model, fault) == 0);
-        world_new_job(w, fw, 200 * KIB, 0x0300);
-        job_exec_start(w->exec);
+        start_job(w, fw, 200 * KIB, 0x0300);
         assert(!world_run(w, 120 * SEC));
         assert(w->job->state == JOB_WAITING_FOR_DEVICE);
         assert(w->board->device->mode == DEVICE_MODE_ABSENT);
@@ -136,8 +142,7 @@ TEST(test_restart_resume) {
         Job *j;
 
         world_plug(w, false);
-        world_new_job(w, fw, 200 * KIB, 0x0301);
-        job_exec_start(w->exec);
+        start_job(w, fw, 200 * KIB, 0x0301);
         /* run until some sectors are verified, then "SIGKILL": only the journal survives */
         while (w->job->n_verified < 3 && w->now < 100 * SEC)
                 assert(!world_run(w, w->now + 10000));
@@ -173,8 +178,7 @@ TEST(test_bootloader_timeout) {
         memcpy(w->board->memory, old, 64 * KIB);
         world_plug(w, true);
         w->board->ignore_detach = true;
-        world_new_job(w, fw, 64 * KIB, 0x0200);
-        job_exec_start(w->exec);
+        start_job(w, fw, 64 * KIB, 0x0200);
         assert(world_run(w, 120 * SEC));
         assert(w->job->state == JOB_FAILED);
         assert(streq(w->job->error_name, DFUD_ERROR_TIMEOUT));
@@ -195,8 +199,7 @@ TEST(test_application_does_not_come_back) {
         fw[VSTM32_HEADER_OFFSET] ^= 0xff;
 
         world_plug(w, false);
-        world_new_job(w, fw, 32 * KIB, 0);
-        job_exec_start(w->exec);
+        start_job(w, fw, 32 * KIB, 0);
         assert(world_run(w, 120 * SEC));
         assert(w->job->state == JOB_FAILED);
         assert(streq(w->job->error_name, DFUD_ERROR_TIMEOUT));
@@ -214,8 +217,7 @@ TEST(test_wrong_version) {
         world_plug(w, false);
         w->board->boot_as_app_with_version = true;
         w->board->forced_version = 0x0199;
-        world_new_job(w, fw, 32 * KIB, 0x0200);
-        job_exec_start(w->exec);
+        start_job(w, fw, 32 * KIB, 0x0200);
         assert(world_run(w, 120 * SEC));
         assert(w->job->state == JOB_FAILED);
         assert(streq(w->job->error_name, DFUD_ERROR_VERIFY_FAILED));
@@ -230,8 +232,7 @@ TEST(test_cancel) {
         uint8_t *fw = world_make_firmware(0x08000000, 200 * KIB, 0x0200, 10);
 
         world_plug(w, false);
-        world_new_job(w, fw, 200 * KIB, 0x0200);
-        job_exec_start(w->exec);
+        start_job(w, fw, 200 * KIB, 0x0200);
         while (w->job->state != JOB_WRITING && w->now < 100 * SEC)
                 assert(!world_run(w, w->now + 1000));
         assert(w->job->state == JOB_WRITING);
@@ -250,8 +251,7 @@ TEST(test_absent_then_plugged) {
         World *w = new_world();
         uint8_t *fw = world_make_firmware(0x08000000, 32 * KIB, 0x0200, 11);
 
-        world_new_job(w, fw, 32 * KIB, 0x0200);
-        job_exec_start(w->exec);
+        start_job(w, fw, 32 * KIB, 0x0200);
         assert(!world_run(w, 600 * SEC)); /* waits forever by default */
         assert(w->job->state == JOB_WAITING_FOR_DEVICE);
         world_plug(w, false);
@@ -267,8 +267,7 @@ TEST(test_read_protected) {
 
         world_plug(w, false);
         assert(stm32_model_add_fault(w->board->model, "rdp") == 0);
-        world_new_job(w, fw, 32 * KIB, 0x0200);
-        job_exec_start(w->exec);
+        start_job(w, fw, 32 * KIB, 0x0200);
         assert(world_run(w, 120 * SEC));
         assert(w->job->state == JOB_FAILED);
         assert(streq(w->job->error_name, DFUD_ERROR_PROTOCOL));
@@ -279,13 +278,6 @@ TEST(test_read_protected) {
         done(w);
 }
 
-static bool log_contains(Job *j, const char *needle) {
-        for (size_t i = 0; i < j->n_log; i++)
-                if (strstr(job_log_get(j, i)->text, needle))
-                        return true;
-        return false;
-}
-
 /* A transfer times out, then udev reports the device gone: an unplug, resumed on replug. */
 TEST(test_timeout_then_unplug) {
         World *w = new_world();
@@ -293,8 +285,7 @@ TEST(test_timeout_then_unplug) {
 
         world_plug(w, false);
         assert(stm32_model_add_fault(w->board->model, "hang-after=60") == 0);
-        world_new_job(w, fw, 64 * KIB, 0x0200);
-        job_exec_start(w->exec);
+        start_job(w, fw, 64 * KIB, 0x0200);
         while (!log_contains(w->job, "to see whether the device went away") && w->now < 100 * SEC)
                 assert(!world_run(w, w->now + 100000));
         assert(w->job->state != JOB_FAILED);
@@ -315,8 +306,7 @@ TEST(test_hang) {
 
         world_plug(w, false);
         assert(stm32_model_add_fault(w->board->model, "hang-after=60") == 0);
-        world_new_job(w, fw, 64 * KIB, 0x0200);
-        job_exec_start(w->exec);
+        start_job(w, fw, 64 * KIB, 0x0200);
         assert(world_run(w, 300 * SEC));
         assert(w->job->state == JOB_FAILED);
         assert(streq(w->job->error_name, DFUD_ERROR_TIMEOUT));
