@@ -202,6 +202,18 @@ void device_firmware_version(const Device *d, char ret[8]) {
                 ret[0] = 0;
 }
 
+void device_suffix_ids(const Device *d, uint16_t ret[2][2]) {
+        ret[0][0] = d->app.vendor_id;
+        ret[0][1] = d->app.product_id;
+        ret[1][0] = d->dfu.vendor_id;
+        ret[1][1] = d->dfu.product_id;
+        /* dfuse-pack and STM32CubeProgrammer write 0483:df11 into a DfuSe file's suffix */
+        if (ret[1][0] == 0 && ret[1][1] == 0) {
+                ret[1][0] = 0x0483;
+                ret[1][1] = 0xdf11;
+        }
+}
+
 int device_set_last_error(Device *d, const char *error) {
         return set_string(&d->last_error, error);
 }

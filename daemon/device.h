@@ -93,6 +93,9 @@ int device_set_layouts(Device *d, char *const *layouts, size_t n);
 int device_set_tty(Device *d, const char *tty);
 /* "1.02" from the application's bcdDevice, or "" if never seen in application mode. */
 void device_firmware_version(const Device *d, char ret[8]);
+/* The (vid, pid) a firmware file's DFU suffix may name for this board: its application's and its
+ * bootloader's; a board not seen in DFU mode yet is expected back as the ST system bootloader. */
+void device_suffix_ids(const Device *d, uint16_t ret[2][2]);
 /* Recomputes the Health string from what we know; returns 1 if it changed. */
 int device_update_health(Device *d, bool has_layouts);
 int device_set_last_error(Device *d, const char *error);

@@ -643,12 +643,11 @@ static int prepare_image(JobExec *x) {
                 if (x->info.layouts[i])
                         n = i + 1;
         FirmwareTarget t = {
-                .ids = { { x->device->app.vendor_id, x->device->app.product_id },
-                         { x->device->dfu.vendor_id, x->device->dfu.product_id } },
                 .layouts = (const DfuseLayout *const *) x->info.layouts,
                 .n_layouts = n,
                 .writable_regions = x->settings.writable_regions,
         };
+        device_suffix_ids(x->device, t.ids);
         x->job->image = dfu_image_free(x->job->image);
         r = firmware_prepare(data, size, &x->job->options, &t, &x->job->image, &error);
         if (r < 0) {

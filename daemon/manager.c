@@ -1329,19 +1329,12 @@ int manager_method_update(Manager *m, sd_bus_message *msg, Device *d, sd_bus_err
         for (int i = 0; i < n_layouts; i++)
                 if (layouts[i])
                         nl = (size_t) i + 1;
-        /* A board not yet seen in DFU mode will come back as the ST system bootloader, which is
-         * what a DfuSe file's suffix usually names (dfuse-pack, STM32CubeProgrammer write 0483:df11). */
-        uint16_t dfu_vid = d->dfu.vendor_id, dfu_pid = d->dfu.product_id;
-        if (dfu_vid == 0 && dfu_pid == 0) {
-                dfu_vid = 0x0483;
-                dfu_pid = 0xdf11;
-        }
         FirmwareTarget t = {
-                .ids = { { d->app.vendor_id, d->app.product_id }, { dfu_vid, dfu_pid } },
                 .layouts = (const DfuseLayout *const *) layouts,
                 .n_layouts = nl,
                 .writable_regions = s.writable_regions,
         };
+        device_suffix_ids(d, t.ids);
         r = firmware_prepare(data, size, &o, &t, &img, &why);
         if (r == -ENOMEM)
                 goto finish;
