@@ -540,24 +540,14 @@ static void start_tty_jump(JobExec *x, JumpMethod m) {
                 return;
         }
         close_tty(x);
-        x->tty_fd = open(d->tty, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-        if (x->tty_fd < 0) {
-                r = -errno;
-                finish(x, JOB_FAILED, DFUD_ERROR_PROTOCOL, "cannot open %s for the %s jump: %s", d->tty,
-                       jump_method_to_string(m), strerror(-r));
-                return;
-        }
-        if (m == JUMP_TOUCH_1200)
-                r = cdc_jump_touch_1200(x->tty_fd);
-        else {
-                const char *cmd = x->settings.jump_command ? x->settings.jump_command : "DFU\n";
-                r = cdc_jump_send_command(x->tty_fd, cmd, strlen(cmd));
-        }
+        r = cdc_jump_open_and_send(d->tty, m == JUMP_TOUCH_1200 ? CDC_JUMP_TOUCH_1200 : CDC_JUMP_TEXT_COMMAND,
+                                   x->settings.jump_command);
         if (r < 0) {
                 finish(x, JOB_FAILED, DFUD_ERROR_PROTOCOL, "%s jump on %s failed: %s",
                        jump_method_to_string(m), d->tty, strerror(-r));
                 return;
         }
+        x->tty_fd = r;
         xlog(x, LOG_INFO, "Sent the %s jump on %s (port %s).", jump_method_to_string(m), d->tty, port_of(x));
         /* the fd stays open until the device drops off: closing may hang up the line early */
         wait_bootloader(x);

@@ -1471,7 +1471,6 @@ static int do_enter_bootloader(Manager *m, Device *d, sd_bus_error *error) {
         if (r < 0)
                 return r;
         method = device_jump_method(d, &s);
-        const char *cmd = s.jump_command ? s.jump_command : "DFU\n";
         uint64_t timeout = s.bootloader_timeout_usec;
 
         switch (method) {
@@ -1500,16 +1499,15 @@ static int do_enter_bootloader(Manager *m, Device *d, sd_bus_error *error) {
                         break;
                 }
                 close_jump(dr);
-                dr->jump_tty_fd = open(d->tty, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-                r = dr->jump_tty_fd < 0         ? -errno
-                    : method == JUMP_TOUCH_1200 ? cdc_jump_touch_1200(dr->jump_tty_fd)
-                                                : cdc_jump_send_command(dr->jump_tty_fd, cmd, strlen(cmd));
+                r = cdc_jump_open_and_send(d->tty,
+                                           method == JUMP_TOUCH_1200 ? CDC_JUMP_TOUCH_1200 : CDC_JUMP_TEXT_COMMAND,
+                                           s.jump_command);
                 if (r < 0) {
-                        close_jump(dr);
                         r = sd_bus_error_setf(error, DFUD_ERROR_PROTOCOL, "The %s jump on %s failed: %s",
                                               jump_method_to_string(method), d->tty, strerror(-r));
                         break;
                 }
+                dr->jump_tty_fd = r;
                 /* keep the line open a moment; it is closed when the device drops off */
                 (void) sd_event_add_time_relative(m->event, &dr->jump_timer, CLOCK_MONOTONIC,
                                                   JUMP_TTY_HOLD_USEC, 0, on_jump_timer, dr);

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <errno.h>
+#include <fcntl.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
@@ -65,4 +67,26 @@ int cdc_jump_send_command(int fd, const char *command, size_t len) {
         if ((size_t) n != len)
                 return -EAGAIN;
         return 0;
+}
+
+int cdc_jump_open_and_send(const char *tty, CdcJumpMethod method, const char *command) {
+        int fd, r;
+
+        if (method != CDC_JUMP_TOUCH_1200 && method != CDC_JUMP_TEXT_COMMAND)
+                return -EINVAL;
+        fd = open(tty, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (method == CDC_JUMP_TOUCH_1200)
+                r = cdc_jump_touch_1200(fd);
+        else {
+                if (!command)
+                        command = "DFU\n";
+                r = cdc_jump_send_command(fd, command, strlen(command));
+        }
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        return fd;
 }

@@ -23,3 +23,7 @@ CdcJumpMethod cdc_jump_method_from_string(const char *s);
 int cdc_jump_touch_1200(int fd);
 /* Write `command` (e.g. "DFU\n"); -EAGAIN if it could not all be written now. */
 int cdc_jump_send_command(int fd, const char *command, size_t len);
+/* Opens the tty as above and sends the 1200-baud touch or the text command (NULL: "DFU\n"). Returns
+ * the fd, which the caller keeps open until the device drops off the bus (closing it may hang up the
+ * line before the firmware has acted), or a negative errno. */
+int cdc_jump_open_and_send(const char *tty, CdcJumpMethod method, const char *command);

@@ -77,6 +77,15 @@ static void test_cdc_command(void) {
         assert(streq(cdc_jump_method_to_string(CDC_JUMP_TEXT_COMMAND), "command"));
         assert(cdc_jump_method_from_string("x") < 0);
         close(fd);
+
+        /* open + send, as dfud does it: the default command, the fd handed over */
+        fd = cdc_jump_open_and_send(ptsname(master), CDC_JUMP_TEXT_COMMAND, NULL);
+        assert(fd >= 0);
+        n = read(master, buf, sizeof buf);
+        assert(n == 4 && memcmp(buf, "DFU\n", 4) == 0);
+        close(fd);
+        assert(cdc_jump_open_and_send("/nonexistent/ttyACM9", CDC_JUMP_TEXT_COMMAND, "X") == -ENOENT);
+        assert(cdc_jump_open_and_send(ptsname(master), CDC_JUMP_DFU_DETACH, NULL) == -EINVAL);
         close(master);
 
         /* not a tty at all */
