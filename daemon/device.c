@@ -209,8 +209,8 @@ void device_suffix_ids(const Device *d, uint16_t ret[2][2]) {
         ret[1][1] = d->dfu.product_id;
         /* dfuse-pack and STM32CubeProgrammer write 0483:df11 into a DfuSe file's suffix */
         if (ret[1][0] == 0 && ret[1][1] == 0) {
-                ret[1][0] = 0x0483;
-                ret[1][1] = 0xdf11;
+                ret[1][0] = ST_ROM_VENDOR_ID;
+                ret[1][1] = ST_ROM_PRODUCT_ID;
         }
 }
 

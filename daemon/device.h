@@ -96,6 +96,10 @@ void device_firmware_version(const Device *d, char ret[8]);
 /* The (vid, pid) a firmware file's DFU suffix may name for this board: its application's and its
  * bootloader's; a board not seen in DFU mode yet is expected back as the ST system bootloader. */
 void device_suffix_ids(const Device *d, uint16_t ret[2][2]);
+
+/* The STM32 system bootloader (ROM) every STM32 board can be started into. */
+#define ST_ROM_VENDOR_ID 0x0483
+#define ST_ROM_PRODUCT_ID 0xdf11
 /* Recomputes the Health string from what we know; returns 1 if it changed. */
 int device_update_health(Device *d, bool has_layouts);
 int device_set_last_error(Device *d, const char *error);

@@ -80,9 +80,8 @@ int firmware_prepare(const uint8_t *data, size_t size, const JobOptions *o, cons
                                         ok = streq(*w, l->name);
                                 if (!ok) {
                                         snprintf(msg, sizeof msg,
-                                                 "segment 0x%08x+%u lies in region '%.200s' (alt %u), which "
-                                                 "the "
-                                                 "configuration does not allow to be written",
+                                                 "segment 0x%08x+%u lies in region '%.200s' (alt %u), "
+                                                 "which the configuration does not allow to be written",
                                                  s->address, s->size, l ? l->name : "?", s->alt);
                                         return set_error(ret_error, msg);
                                 }

@@ -528,7 +528,7 @@ static void start_probe(Manager *m, Device *d) {
 static bool usb_interesting(Manager *m, const UsbInfo *u) {
         if (u->desc.has_dfu)
                 return true;
-        if (u->desc.vendor_id == 0x0483 && u->desc.product_id == 0xdf11)
+        if (u->desc.vendor_id == ST_ROM_VENDOR_ID && u->desc.product_id == ST_ROM_PRODUCT_ID)
                 return true;
         /* CDC ACM applications without a DFU runtime: only what the configuration names */
         return config_matches(m->config, u->desc.vendor_id, u->desc.product_id, u->serial, u->port);

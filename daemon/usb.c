@@ -108,10 +108,8 @@ static void on_libusb_log(libusb_context *ctx, enum libusb_log_level level, cons
         size_t n = strlen(str);
         while (n > 0 && str[n - 1] == '\n')
                 n--;
-        log_full(level <= LIBUSB_LOG_LEVEL_ERROR     ? LOG_ERR
-                 : level == LIBUSB_LOG_LEVEL_WARNING ? LOG_DEBUG
-                                                     : LOG_DEBUG,
-                 "libusb: %.*s", (int) n, str);
+        /* libusb warns about routine things (a device gone mid-transfer): only its errors are ours */
+        log_full(level <= LIBUSB_LOG_LEVEL_ERROR ? LOG_ERR : LOG_DEBUG, "libusb: %.*s", (int) n, str);
 }
 
 int usb_context_new(UsbContext **ret) {
